@@ -1,0 +1,25 @@
+# PromptMID for QGIS. `make install` once (Debian 12, as root or with sudo), then demo / test / bench.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= ../shared/data/optical-sar
+OUT ?= out
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: install demo test bench clean
+
+install:
+	bash scripts/install.sh
+
+demo:
+	$(VENV)/bin/promptmid demo --data $(DATA) -o $(OUT)/demo
+
+test:
+	$(PY) -m pytest -q tests
+
+bench:
+	mkdir -p bench/results
+	$(VENV)/bin/promptmid evaluate $(DATA)/test --engine classical --json bench/results/classical.json \
+		--csv bench/results/classical.csv --markdown bench/results/classical.md
+
+clean:
+	rm -rf $(OUT) .pytest_cache build dist

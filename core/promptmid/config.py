@@ -1,0 +1,42 @@
+"""All engine settings in one dataclass tree; CLI flags and plugin settings override fields of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .descriptors.classical import ClassicalConfig
+from .geometry.fit import FitConfig
+from .io.normalize import OpticalNormConfig, SarNormConfig
+from .keypoints.pcfast import PCFastConfig
+from .keypoints.phase_congruency import PhaseCongruencyConfig
+from .matching import MatchConfig
+from .refine import RefineConfig
+
+LAND_USE_CLASSES = ("farmland", "city", "village", "water", "forest", "road", "others")
+WARP_TRANSFORMS = ("affine", "poly2", "tps")
+
+
+@dataclass
+class EngineConfig:
+    engine: str = "classical"
+    land_use: Optional[str] = None  # one of LAND_USE_CLASSES; used by prompt-conditioned engines
+    max_side: int = 512  # longer side of the work grid, pixels: larger rasters are matched downsampled
+    # (averaging also tames SAR speckle; the fit over many tie points stays sub-pixel at full resolution)
+    sar_norm: SarNormConfig = field(default_factory=SarNormConfig)
+    optical_norm: OpticalNormConfig = field(default_factory=OpticalNormConfig)
+    pc: PhaseCongruencyConfig = field(default_factory=PhaseCongruencyConfig)
+    keypoints: PCFastConfig = field(default_factory=PCFastConfig)
+    classical: ClassicalConfig = field(default_factory=ClassicalConfig)
+    matching: MatchConfig = field(default_factory=MatchConfig)
+    fit: FitConfig = field(default_factory=FitConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
+
+
+@dataclass
+class OutputConfig:
+    transform: str = "affine"  # warp model from GCPs: affine (polynomial 1) | poly2 | tps
+    resampling: str = "bilinear"  # GDAL resampling for the warped SAR
+    output_grid: str = "optical"  # "optical": same pixel size/extent as the optical raster; "native": GDAL's choice
+    max_gcps: int = 400  # spread subset of inliers written as GCPs (TPS cost grows with N^2)
+    qgis_points_source: str = "pixel"  # .points source coords: "pixel" (QGIS <= 3.24) or "layer" (georeferenced source, 3.26+)

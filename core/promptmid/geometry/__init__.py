@@ -1,0 +1,1 @@
+"""Geometry: robust transform fitting, GCP files and GDAL warping."""

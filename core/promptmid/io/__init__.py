@@ -1,0 +1,1 @@
+"""Raster input/output through GDAL: reading onto a common work grid, normalisation, atomic writes."""

@@ -1,0 +1,185 @@
+"""File-level registration: two rasters in, GCPs + tie-point layers + warped SAR GeoTIFF out.
+
+The SAR raster is matched against the optical (reference) raster on a shared *work grid* (the optical
+grid over the overlap, coarsened to ``max_side``). A georeferenced SAR is first resampled onto that grid
+with its own georeference, so matching only has to recover the residual misregistration; a SAR with no
+georeference is matched in its own (downsampled) pixel grid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .config import EngineConfig, OutputConfig, WARP_TRANSFORMS
+from .descriptors.base import Describer
+from .descriptors.registry import get_describer
+from .errors import InputError, RegistrationError
+from .geometry.gcps import GCPSet, polynomial_residuals, spread_subset, write_points_file, write_tiepoints_gpkg
+from .geometry.warp import warp_with_gcps
+from .io.atomic import atomic_path, ensure_writable_dir
+from .io.rasters import Grid, RasterInfo, raster_info, read_on_grid, read_pixels, transform_points, work_grid
+from .progress import Progress
+from .registration import PairMatch, prepare_and_match
+
+
+@dataclass
+class RegistrationResult:
+    engine: str
+    transform: str
+    n_keypoints_optical: int
+    n_keypoints_sar: int
+    n_matches: int
+    n_inliers: int
+    n_gcps: int
+    rmse_px: float  # GCP residual RMSE of the warp model, SAR source pixels
+    rmse_map: float  # same, optical map units
+    seconds: float
+    crs_wkt: str
+    outputs: dict[str, str] = field(default_factory=dict)  # kind -> path: warped, points, tiepoints, report
+
+    def summary(self) -> str:
+        return (f"{self.n_inliers} inliers of {self.n_matches} matches, {self.n_gcps} GCPs, "
+                f"RMSE {self.rmse_px:.2f} px ({self.rmse_map:.2f} map units), {self.transform}, {self.seconds:.1f} s")
+
+
+def output_paths(sar_path: str, out_dir: str) -> dict[str, str]:
+    stem = os.path.splitext(os.path.basename(sar_path))[0]
+    return {
+        "warped": os.path.join(out_dir, f"{stem}_registered.tif"),
+        "points": os.path.join(out_dir, f"{stem}_registered.points"),
+        "tiepoints": os.path.join(out_dir, f"{stem}_tiepoints.gpkg"),
+        "report": os.path.join(out_dir, f"{stem}_report.json"),
+    }
+
+
+def _check_inputs(optical: RasterInfo, sar: RasterInfo, outputs: dict[str, str]) -> None:
+    if os.path.realpath(optical.path) == os.path.realpath(sar.path):
+        raise InputError("The optical and SAR inputs are the same file: pick two different rasters.")
+    inputs = {os.path.realpath(optical.path), os.path.realpath(sar.path)}
+    for p in outputs.values():
+        if os.path.realpath(p) in inputs:
+            raise InputError(f"Output {p} would overwrite an input raster: choose another output folder.")
+    for info in (optical, sar):
+        if min(info.width, info.height) < 64:
+            raise InputError(f"{os.path.basename(info.path)} is {info.width} x {info.height} pixels: too small to match (at least 64 x 64).")
+
+
+def _read_sar(sar: RasterInfo, grid: Grid, max_side: int) -> tuple[np.ndarray, np.ndarray, float]:
+    if sar.georeferenced:
+        bands, valid = read_on_grid(sar.path, grid, bands=[1])
+        return bands, valid, 1.0
+    return read_pixels(sar.path, max_side=max_side, bands=[1])
+
+
+def _sar_source_pixels(sar: RasterInfo, grid: Grid, pts: np.ndarray, factor: float) -> np.ndarray:
+    """SAR points in work coordinates (array index) -> GDAL pixel/line of the SAR file."""
+    if not sar.georeferenced:
+        return (pts + 0.5) * factor
+    mx, my = grid.pixel_to_map(pts[:, 0] + 0.5, pts[:, 1] + 0.5)
+    sx, sy = transform_points(mx, my, grid.crs_wkt, sar.crs_wkt)
+    return np.column_stack(Grid(sar.geotransform, sar.width, sar.height, sar.crs_wkt).map_to_pixel(sx, sy))
+
+
+def register(
+    optical_path: str,
+    sar_path: str,
+    out_dir: str,
+    cfg: Optional[EngineConfig] = None,
+    out_cfg: Optional[OutputConfig] = None,
+    progress: Optional[Progress] = None,
+    describer: Optional[Describer] = None,
+) -> RegistrationResult:
+    """Register ``sar_path`` onto ``optical_path`` and write the outputs into ``out_dir``.
+
+    Raises InputError / RegistrationError / OutputError / CancelledError with one-line messages. Inputs are
+    never written; on any failure the outputs of this run are removed.
+    """
+    cfg = cfg or EngineConfig()
+    out_cfg = out_cfg or OutputConfig()
+    progress = progress or Progress()
+    if out_cfg.transform not in WARP_TRANSFORMS:
+        raise InputError(f"Unknown transform '{out_cfg.transform}' (use {', '.join(WARP_TRANSFORMS)}).")
+    t_start = time.perf_counter()
+    progress.report(0.0, "reading rasters")
+    optical, sar = raster_info(optical_path), raster_info(sar_path)
+    paths = output_paths(sar_path, out_dir)
+    _check_inputs(optical, sar, paths)
+    grid = work_grid(optical, sar, cfg.max_side)
+    opt_bands, opt_valid = read_on_grid(optical.path, grid, bands=list(range(1, min(optical.bands, 3) + 1)))
+    if not opt_valid.any():
+        raise InputError(f"{os.path.basename(optical.path)} has only nodata where it overlaps the SAR raster.")
+    sar_bands, sar_valid, sar_factor = _read_sar(sar, grid, cfg.max_side)
+    if not sar_valid.any():
+        raise InputError(f"{os.path.basename(sar.path)} has only nodata where it overlaps the optical raster.")
+    progress.report(0.1, "loading descriptor")
+    describer = describer or get_describer(cfg.engine)
+    pm = prepare_and_match(opt_bands, opt_valid, sar_bands, sar_valid, sar.dtype, describer, cfg, progress.sub(0.1, 0.8))
+    if pm.n_inliers < cfg.fit.min_inliers:
+        raise RegistrationError(
+            f"Only {pm.n_inliers} reliable tie points (of {len(pm.matches)} matches); at least {cfg.fit.min_inliers} "
+            "are needed. Check that the rasters overlap, try another land-use class or engine, or a transform model "
+            "with fewer parameters."
+        )
+    gcps = _gcps_from_matches(pm, optical, sar, grid, sar_factor)
+    gcps = spread_subset(gcps, out_cfg.max_gcps)
+    dx, dy, res_map = polynomial_residuals(gcps, out_cfg.transform)
+    res_px = np.hypot(dx, dy)
+
+    ensure_writable_dir(out_dir)
+    written: list[str] = []
+    try:
+        progress.report(0.82, "writing GCPs")
+        write_points_file(paths["points"], gcps, dx, dy, out_cfg.qgis_points_source, sar.geotransform)
+        written.append(paths["points"])
+        sar_mx = sar_my = None
+        if sar.georeferenced:
+            sg = Grid(sar.geotransform, sar.width, sar.height, sar.crs_wkt)
+            sx, sy = sg.pixel_to_map(gcps.pixel, gcps.line)
+            sar_mx, sar_my = transform_points(sx, sy, sar.crs_wkt, optical.crs_wkt)
+        write_tiepoints_gpkg(paths["tiepoints"], gcps, res_px, res_map, sar_mx, sar_my)
+        written.append(paths["tiepoints"])
+        progress.report(0.88, f"warping SAR ({out_cfg.transform})")
+        target = _optical_grid(optical) if out_cfg.output_grid == "optical" else None
+        warp_with_gcps(sar.path, paths["warped"], gcps, out_cfg.transform, out_cfg.resampling, target)
+        written.append(paths["warped"])
+        result = RegistrationResult(
+            engine=describer.name, transform=out_cfg.transform,
+            n_keypoints_optical=len(pm.kp_optical), n_keypoints_sar=len(pm.kp_sar),
+            n_matches=len(pm.matches), n_inliers=pm.n_inliers, n_gcps=len(gcps),
+            rmse_px=float(np.sqrt(np.mean(res_px ** 2))), rmse_map=float(np.sqrt(np.mean(res_map ** 2))),
+            seconds=time.perf_counter() - t_start, crs_wkt=optical.crs_wkt, outputs=paths,
+        )
+        with atomic_path(paths["report"]) as tmp:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                report = {k: v for k, v in asdict(result).items() if k != "crs_wkt"}
+                report.update(optical=os.path.abspath(optical.path), sar=os.path.abspath(sar.path),
+                              land_use=cfg.land_use, timings=pm.timings)
+                json.dump(report, fh, indent=2)
+        written.append(paths["report"])
+    except BaseException:
+        for p in written:
+            with contextlib.suppress(OSError):
+                os.remove(p)
+        raise
+    progress.report(1.0, result.summary())
+    return result
+
+
+def _optical_grid(optical: RasterInfo) -> Grid:
+    return Grid(optical.geotransform, optical.width, optical.height, optical.crs_wkt)  # type: ignore[arg-type]
+
+
+def _gcps_from_matches(pm: PairMatch, optical: RasterInfo, sar: RasterInfo, grid: Grid, sar_factor: float) -> GCPSet:
+    p_opt, p_sar = pm.points(inliers_only=True)
+    mx, my = grid.pixel_to_map(p_opt[:, 0] + 0.5, p_opt[:, 1] + 0.5)
+    src = _sar_source_pixels(sar, grid, p_sar, sar_factor)
+    sim = pm.similarity[pm.inlier_mask]
+    ok = np.all(np.isfinite(src), axis=1)
+    return GCPSet(src[ok, 0], src[ok, 1], mx[ok], my[ok], sim[ok], optical.crs_wkt)
