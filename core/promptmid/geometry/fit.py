@@ -50,8 +50,10 @@ def fit_transform(src: np.ndarray, dst: np.ndarray, cfg: FitConfig | None = None
     if cfg.model == "homography":
         m, mask = cv2.findHomography(s, d, cv2.USAC_MAGSAC, cfg.threshold_px, maxIters=cfg.max_iters, confidence=cfg.confidence)
     else:
-        fn = cv2.estimateAffinePartial2D if cfg.model == "similarity" else cv2.estimateAffine2D
-        m, mask = fn(s, d, method=cv2.USAC_MAGSAC, ransacReprojThreshold=cfg.threshold_px,
+        # OpenCV 4.10's estimateAffinePartial2D knows no USAC method: RANSAC + LM refinement there.
+        fn, method = ((cv2.estimateAffinePartial2D, cv2.RANSAC) if cfg.model == "similarity"
+                      else (cv2.estimateAffine2D, cv2.USAC_MAGSAC))
+        m, mask = fn(s, d, method=method, ransacReprojThreshold=cfg.threshold_px,
                      maxIters=cfg.max_iters, confidence=cfg.confidence)
         if m is not None:
             m = np.vstack([m, [0.0, 0.0, 1.0]])

@@ -1,0 +1,86 @@
+"""Shared fixtures: the real data set (skipped with a message when absent) and GDAL raster builders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("PROMPTMID_DATA", REPO.parent / "shared" / "data" / "optical-sar"))
+
+gdal.UseExceptions()
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    if not (DATA / "test").is_dir():
+        pytest.skip(f"real optical-SAR data not found at {DATA} (set PROMPTMID_DATA)")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def s1s2_pair(data_root: Path) -> Path:
+    return data_root / "test" / "s1s2_163"
+
+
+@pytest.fixture(scope="session")
+def small_pair(data_root: Path) -> Path:
+    return data_root / "test" / "3mos_SEN_rural_05"
+
+
+def epsg_wkt(code: int) -> str:
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(code)
+    return srs.ExportToWkt()
+
+
+GDAL_TYPES = {np.dtype("uint8"): gdal.GDT_Byte, np.dtype("uint16"): gdal.GDT_UInt16, np.dtype("int16"): gdal.GDT_Int16,
+              np.dtype("float32"): gdal.GDT_Float32, np.dtype("float64"): gdal.GDT_Float64}
+
+
+def write_raster(path: os.PathLike, array: np.ndarray, geotransform: Optional[tuple] = (500000.0, 10.0, 0.0, 4500000.0, 0.0, -10.0),
+                 epsg: Optional[int] = 32633, nodata: Optional[float] = None) -> str:
+    """Write a (H, W) or (B, H, W) array as a GeoTIFF; None geotransform/epsg for an ungeoreferenced file."""
+    arr = array if array.ndim == 3 else array[None]
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), arr.shape[2], arr.shape[1], arr.shape[0], GDAL_TYPES[arr.dtype])
+    if geotransform is not None:
+        ds.SetGeoTransform(geotransform)
+    if epsg is not None:
+        ds.SetProjection(epsg_wkt(epsg))
+    for i, band in enumerate(arr, start=1):
+        b = ds.GetRasterBand(i)
+        if nodata is not None:
+            b.SetNoDataValue(nodata)
+        b.WriteArray(band)
+    ds = None
+    return str(path)
+
+
+@pytest.fixture
+def make_raster(tmp_path: Path) -> Callable[..., str]:
+    counter = iter(range(10_000))
+
+    def make(array: np.ndarray, name: Optional[str] = None, **kwargs) -> str:
+        return write_raster(tmp_path / (name or f"r{next(counter)}.tif"), array, **kwargs)
+
+    return make
+
+
+def textured(h: int = 256, w: int = 256, seed: int = 0) -> np.ndarray:
+    """A deterministic structured test image (blocks + lines, like fields and roads), float32 in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w), np.float32)
+    for _ in range(40):
+        y, x = rng.integers(0, h - 20), rng.integers(0, w - 20)
+        img[y : y + rng.integers(8, 40), x : x + rng.integers(8, 40)] = rng.uniform(0.2, 1.0)
+    for _ in range(6):
+        r = rng.integers(0, h)
+        img[r : r + 2, :] = 0.9
+        c = rng.integers(0, w)
+        img[:, c : c + 2] = 0.1
+    return img

@@ -1,0 +1,49 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+from conftest import textured
+
+from promptmid.cli import main
+
+
+def test_register_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"\x00" * 100)
+    code = main(["register", str(bad), str(bad), "-o", str(tmp_path / "o"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("promptmid: error: broken.tif")
+
+
+def test_register_unmatchable_exits_3(make_raster, tmp_path, capsys):
+    opt = make_raster((textured() * 255).astype(np.uint8))
+    noise = make_raster(np.random.default_rng(1).integers(1, 255, (256, 256)).astype(np.uint8))
+    assert main(["register", opt, noise, "-o", str(tmp_path / "o"), "-q"]) == 3
+    assert "reliable tie points" in capsys.readouterr().err
+
+
+def test_register_real_pair_prints_outputs(s1s2_pair, tmp_path, capsys):
+    code = main(["register", str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), "-o", str(tmp_path / "o"),
+                 "--land-use", "city", "--transform", "poly2"])
+    out = capsys.readouterr()
+    assert code == 0 and "inliers" in out.out and "points:" in out.out
+    assert "100.0%" in out.err  # progress reached the end
+    assert (tmp_path / "o" / "sar_registered.tif").is_file()
+
+
+def test_evaluate_json_has_the_documented_keys(data_root, tmp_path):
+    js = tmp_path / "e.json"
+    code = main(["evaluate", str(data_root / "test"), "--limit", "2", "--json", str(js), "--csv", str(tmp_path / "e.csv"), "-q"])
+    data = json.loads(js.read_text())
+    assert code == 0
+    for key in ("n_pairs", "sr", "ncm", "rmse", "reg_err_median_px", "reg_err_p90_px", "sec_per_pair", "engine"):
+        assert key in data
+    assert data["n_pairs"] == 2 and len(data["pairs"]) == 2
+    assert (tmp_path / "e.csv").read_text().count("\n") == 3
+
+
+def test_console_script_and_unknown_engine():
+    exe = [sys.executable, "-m", "promptmid.cli"]
+    r = subprocess.run(exe + ["register", "a", "b", "-o", "c", "--engine", "nope"], capture_output=True, text=True)
+    assert r.returncode == 2 and "invalid choice" in r.stderr

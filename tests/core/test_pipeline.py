@@ -1,0 +1,99 @@
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import textured, write_raster
+from osgeo import gdal, ogr
+
+from promptmid.config import EngineConfig, OutputConfig
+from promptmid.demo import grid_error_px, misregister, run_demo
+from promptmid.errors import InputError, RegistrationError
+from promptmid.geometry.gcps import read_points_file
+from promptmid.io.rasters import raster_info
+from promptmid.pipeline import register
+from promptmid.progress import Progress
+
+
+def _sha(path):
+    import hashlib
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_known_misregistration_of_a_real_image_is_recovered_below_one_pixel(s1s2_pair, tmp_path):
+    """Real SAR image against itself: shift + rotate its georeference, register it back (< 1 px)."""
+    sar = str(s1s2_pair / "sar.tif")
+    bad = str(tmp_path / "sar_bad.tif")
+    misregister(sar, bad, (17.3, -9.6), 1.2)
+    before = {p: _sha(p) for p in (sar, bad)}
+    result = register(sar, bad, str(tmp_path / "out"))
+    assert {p: _sha(p) for p in (sar, bad)} == before  # inputs untouched
+    _, rows = read_points_file(result.outputs["points"])
+    coef = np.linalg.lstsq(np.column_stack([np.ones(len(rows)), rows[:, 2], -rows[:, 3]]), rows[:, :2], rcond=None)[0]
+    truth = raster_info(sar).geotransform
+    assert grid_error_px(truth, raster_info(bad).geotransform, 1024, 1024, from_gcps=False) > 15
+    assert grid_error_px(truth, coef, 1024, 1024, from_gcps=True) < 1.0
+    warped = gdal.Open(result.outputs["warped"])
+    assert warped.GetGeoTransform() == pytest.approx(truth)  # on the reference grid
+    a, b = warped.ReadAsArray().astype(float), gdal.Open(sar).ReadAsArray().astype(float)
+    inner = (slice(100, -100), slice(100, -100))
+    assert np.corrcoef(a[inner].ravel(), b[inner].ravel())[0, 1] > 0.9
+
+
+def test_demo_registers_real_sar_onto_optical(data_root, tmp_path):
+    d = run_demo(str(data_root), str(tmp_path / "demo"))
+    assert d.error_before_px > 25
+    # Against the data set's own S1/S2 alignment (good to a few px, see README), not a perfect truth.
+    assert d.error_after_px < 5.0
+    r = d.registration
+    assert r.n_inliers >= 50 and r.n_gcps == min(r.n_inliers, 400)
+    ds = ogr.Open(r.outputs["tiepoints"])
+    assert ds.GetLayerByName("tie_points").GetFeatureCount() == r.n_gcps
+    assert ds.GetLayerByName("match_vectors").GetFeatureCount() == r.n_gcps
+    report = json.load(open(r.outputs["report"]))
+    assert report["n_gcps"] == r.n_gcps and report["engine"] == "classical"
+    out = gdal.Open(r.outputs["warped"])
+    assert "World Mercator" in out.GetProjection() or "3395" in out.GetProjection()
+
+
+@pytest.mark.parametrize("transform", ["poly2", "tps"])
+def test_other_transforms_and_ungeoreferenced_sar(s1s2_pair, tmp_path, transform):
+    plain = write_raster(tmp_path / "plain.tif", gdal.Open(str(s1s2_pair / "sar.tif")).ReadAsArray(), geotransform=None, epsg=None)
+    result = register(str(s1s2_pair / "sar.tif"), plain, str(tmp_path / "o"), out_cfg=OutputConfig(transform=transform))
+    assert result.n_gcps >= 50
+    ds = ogr.Open(result.outputs["tiepoints"])  # keep the DataSource alive while its layers are used
+    assert [ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount())] == ["tie_points"]  # no SAR georef: no vectors
+
+
+def test_bad_inputs_give_clear_errors_and_no_outputs(make_raster, tmp_path, s1s2_pair):
+    opt = make_raster((textured() * 255).astype(np.uint8))
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="same file"):
+        register(opt, opt, str(out))
+    far = make_raster((textured() * 255).astype(np.uint8), geotransform=(900000.0, 10.0, 0, 4500000.0, 0, -10.0))
+    with pytest.raises(InputError, match="No overlap"):
+        register(opt, far, str(out))
+    empty = make_raster(np.zeros((256, 256), np.uint8), nodata=0)
+    with pytest.raises(InputError, match="only nodata"):
+        register(opt, empty, str(out))
+    tiny = make_raster(np.ones((40, 40), np.uint8))
+    with pytest.raises(InputError, match="too small"):
+        register(opt, tiny, str(out))
+    noise = make_raster(np.random.default_rng(0).integers(1, 255, (256, 256)).astype(np.uint8))
+    with pytest.raises(RegistrationError, match="reliable tie points"):
+        register(opt, noise, str(out))
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_cancel_stops_the_run_and_leaves_no_outputs(s1s2_pair, tmp_path):
+    from promptmid.errors import CancelledError
+
+    calls = []
+
+    def cancelled():
+        calls.append(1)
+        return len(calls) > 3
+
+    with pytest.raises(CancelledError):
+        register(str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), str(tmp_path / "o"), progress=Progress(is_cancelled=cancelled))
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
