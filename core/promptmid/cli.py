@@ -1,7 +1,7 @@
 """Command line: ``promptmid register`` and ``promptmid evaluate``.
 
 Errors from the engine become one line on stderr and a non-zero exit code (2: bad input, 3: could not
-register, 4: cannot write, 130: cancelled), never a traceback.
+register, 4: cannot write, 5: model weights missing, 130: cancelled), never a traceback.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Optional, Sequence
 from . import __version__
 from .config import LAND_USE_CLASSES, WARP_TRANSFORMS, EngineConfig, OutputConfig
 from .descriptors.registry import available_engines
-from .errors import CancelledError, InputError, OutputError, PromptMIDError, RegistrationError
+from .errors import CancelledError, InputError, ModelMissingError, OutputError, PromptMIDError, RegistrationError
 from .progress import Progress
 
-EXIT_CODES = {InputError: 2, RegistrationError: 3, OutputError: 4, CancelledError: 130}
+EXIT_CODES = {InputError: 2, RegistrationError: 3, OutputError: 4, ModelMissingError: 5, CancelledError: 130}
 
 
 class StderrBar:
@@ -48,7 +48,8 @@ class StderrBar:
 
 
 def _engine_config(args: argparse.Namespace) -> EngineConfig:
-    cfg = EngineConfig(engine=args.engine, land_use=getattr(args, "land_use", None))
+    cfg = EngineConfig(engine=args.engine, land_use=getattr(args, "land_use", None), model_dir=args.model_dir,
+                       weights=args.weights, device=args.device)
     if args.max_side:
         cfg.max_side = args.max_side
     if args.keypoints:
@@ -59,7 +60,11 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", default="classical", choices=available_engines(), help="descriptor engine (default: %(default)s)")
+    p.add_argument("--engine", default="default", choices=available_engines(),
+                   help="descriptor engine: default (= lite, the shipped CPU model), lite, promptmid (full; needs --model-dir), classical")
+    p.add_argument("--model-dir", default=None, help="foundation weights for the full engine (default: $PROMPTMID_MODEL_DIR)")
+    p.add_argument("--weights", default=None, help="lite checkpoint (default: the shipped one)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--max-side", type=int, default=None, help="longer side of the matching grid in pixels")
     p.add_argument("--keypoints", type=int, default=None, help="maximum PC-FAST keypoints per image")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -92,11 +97,69 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--csv", dest="csv_path", default=None, help="write per-pair results as CSV")
     ev.add_argument("--markdown", dest="md_path", default=None, help="write the table as Markdown")
     _add_engine_args(ev)
+    tr = sub.add_parser("train", help="train descriptors (stage 2) or fine-tune the ControlNet (stage 1)")
+    tsub = tr.add_subparsers(dest="stage", required=True)
+    td = tsub.add_parser("descriptor", help="stage 2: descriptor learning with InfoNCE")
+    td.add_argument("pairs_dir", help="folder of co-registered pairs (train split only)")
+    td.add_argument("--out", required=True, help="checkpoint path (.safetensors; a .json config is written beside it)")
+    td.add_argument("--profile", choices=["lite", "full"], default="lite")
+    td.add_argument("--model-dir", default=None, help="foundation weights (full profile); default $PROMPTMID_MODEL_DIR")
+    td.add_argument("--steps", type=int, default=3500)
+    td.add_argument("--batch", type=int, default=2)
+    td.add_argument("--lr", type=float, default=3e-3)
+    td.add_argument("--crop", type=int, default=192)
+    td.add_argument("--seed", type=int, default=0)
+    td.add_argument("--device", default="cpu")
+    td.add_argument("--no-resume", action="store_true", help="start over even if a training state exists")
+    td.add_argument("--card", default=None, help="write a model card (Markdown) here")
+    td.add_argument("-q", "--quiet", action="store_true")
+
+    mo = sub.add_parser("models", help="check or download the foundation weights of the full engine")
+    msub = mo.add_subparsers(dest="action", required=True)
+    for name, text in (("check", "list what is present or missing"), ("download", "fetch missing public weights (needs internet)")):
+        m = msub.add_parser(name, help=text)
+        m.add_argument("--model-dir", default=None, help="default: $PROMPTMID_MODEL_DIR")
+
+    tc = tsub.add_parser("controlnet", help="stage 1: fine-tune the SAR ControlNet (needs SD 1.5 in the model dir)")
+    tc.add_argument("pairs_dir", help="folder of co-registered pairs (train split only)")
+    tc.add_argument("--model-dir", default=None, help="default: $PROMPTMID_MODEL_DIR")
+    tc.add_argument("--out", default=None, help="ControlNet output folder (default: MODEL_DIR/controlnet-sar)")
+    tc.add_argument("--steps", type=int, default=1000)
+    tc.add_argument("--batch", type=int, default=2)
+    tc.add_argument("--lr", type=float, default=1e-5)
+    tc.add_argument("--resolution", type=int, default=512)
+    tc.add_argument("--seed", type=int, default=0)
+    tc.add_argument("--device", default="cpu")
+    tc.add_argument("--no-resume", action="store_true")
+    tc.add_argument("-q", "--quiet", action="store_true")
+
     demo = sub.add_parser("demo", help="misregister a real SAR image by a known error and register it back")
     demo.add_argument("--data", required=True, help="the shared optical-sar folder (holding train/ and test/)")
     demo.add_argument("-o", "--output", required=True, help="output folder")
     _add_engine_args(demo)
     return parser
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .training.cli_train import run_train
+
+    return run_train(args, Progress(StderrBar(not args.quiet)))
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from .descriptors.registry import shipped_lite_checkpoint
+    from .models.model_dir import check_model_dir, download_models, format_check, resolve_model_dir
+
+    root = resolve_model_dir(args.model_dir)
+    statuses = download_models(root) if args.action == "download" else check_model_dir(root)
+    print(f"model directory: {root}")
+    print(format_check(statuses))
+    lite = shipped_lite_checkpoint()
+    print(f"{'ok     ' if os.path.isfile(lite) else 'MISSING'} lite (default)     {lite}")
+    missing = [s for s in statuses if s.component.required and not s.present]
+    if missing:
+        print(f"The full engine is not usable: {len(missing)} required component(s) missing.")
+    return 0 if not missing else 5
 
 
 def _run_demo(args: argparse.Namespace) -> int:
@@ -130,7 +193,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.report import markdown_table, write_csv
 
     cfg = _engine_config(args)
-    describer = get_describer(cfg.engine)
+    describer = get_describer(cfg.engine, model_dir=cfg.model_dir, weights=cfg.weights, device=cfg.device)
     t0 = time.perf_counter()
     summaries = evaluate_folder(args.pairs_dir, describer, cfg, ProtocolConfig(seed=args.seed), args.limit,
                                 Progress(StderrBar(not args.quiet)))
@@ -151,7 +214,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"register": _run_register, "evaluate": _run_evaluate, "demo": _run_demo}[args.command](args)
+        return {"register": _run_register, "evaluate": _run_evaluate, "demo": _run_demo, "train": _run_train, "models": _run_models}[args.command](args)
     except PromptMIDError as exc:
         sys.stderr.write(f"\npromptmid: error: {exc}\n")
         return next((code for kind, code in EXIT_CODES.items() if isinstance(exc, kind)), 1)

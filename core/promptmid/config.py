@@ -19,7 +19,10 @@ WARP_TRANSFORMS = ("affine", "poly2", "tps")
 
 @dataclass
 class EngineConfig:
-    engine: str = "classical"
+    engine: str = "default"  # see descriptors.registry: default (= lite, shipped), lite, promptmid, classical
+    model_dir: Optional[str] = None  # foundation weights for the full engine ($PROMPTMID_MODEL_DIR if None)
+    weights: Optional[str] = None  # lite checkpoint override
+    device: str = "auto"  # auto | cpu | cuda
     land_use: Optional[str] = None  # one of LAND_USE_CLASSES; used by prompt-conditioned engines
     max_side: int = 512  # longer side of the work grid, pixels: larger rasters are matched downsampled
     # (averaging also tames SAR speckle; the fit over many tie points stays sub-pixel at full resolution)

@@ -119,7 +119,7 @@ def register(
     if not sar_valid.any():
         raise InputError(f"{os.path.basename(sar.path)} has only nodata where it overlaps the optical raster.")
     progress.report(0.1, "loading descriptor")
-    describer = describer or get_describer(cfg.engine)
+    describer = describer or get_describer(cfg.engine, model_dir=cfg.model_dir, weights=cfg.weights, device=cfg.device)
     pm = prepare_and_match(opt_bands, opt_valid, sar_bands, sar_valid, sar.dtype, describer, cfg, progress.sub(0.1, 0.8))
     if pm.n_inliers < cfg.fit.min_inliers:
         raise RegistrationError(

@@ -1,14 +1,77 @@
-"""Engine name -> descriptor factory, with an error that lists the valid names."""
+"""Engine name -> descriptor factory, with errors that list the valid names and the missing files.
+
+- ``default``: the shipped CPU model (``lite``); the name users and the plugin pick by default.
+- ``lite``: compact PromptMID variant from a checkpoint (shipped in ``resources/models``).
+- ``promptmid``: the full model (SD 1.5 + ControlNet, DINOv2, VGG19) from the model directory.
+- ``classical``: RIFT-style phase-congruency descriptor; needs no weights.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import os
+from pathlib import Path
+from typing import Callable, Optional
 
-from ..errors import InputError
+from ..errors import InputError, ModelMissingError
 from .base import Describer
 from .classical import ClassicalDescriber
 
+LITE_FILENAME = "promptmid-lite.safetensors"
+LITE_ENV_VAR = "PROMPTMID_LITE_WEIGHTS"
+
+
+def shipped_lite_checkpoint() -> str:
+    """The shipped lite weights: $PROMPTMID_LITE_WEIGHTS, else ``resources/models`` of the repository or of
+    the plugin bundle (both sit next to the engine package's parent folder)."""
+    env = os.environ.get(LITE_ENV_VAR)
+    if env:
+        return env
+    here = Path(__file__).resolve().parents[1]  # .../promptmid
+    for root in (here.parents[1], here.parents[0], here):  # repo root (core/..), bundle root, package
+        cand = root / "resources" / "models" / LITE_FILENAME
+        if cand.is_file():
+            return str(cand)
+    return str(here.parents[1] / "resources" / "models" / LITE_FILENAME)
+
+
+def resolve_device(device: Optional[str]) -> str:
+    if device in (None, "", "auto"):
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def _lite(weights: Optional[str] = None, device: Optional[str] = None, **_: object) -> Describer:
+    from ..models.checkpoint import load_checkpoint
+    from ..models.network import PromptMIDNet
+    from .learned import LearnedDescriber
+
+    path = weights or shipped_lite_checkpoint()
+    if not os.path.isfile(path):
+        raise ModelMissingError(f"The default (lite) model is missing: {path}. Reinstall the plugin, run `make train-default`, "
+                                "or choose the classical engine.")
+    cfg, state, _meta = load_checkpoint(path)
+    net = PromptMIDNet(cfg)
+    try:
+        net.load_trainable(state)
+    except KeyError as exc:
+        raise ModelMissingError(f"{os.path.basename(path)} does not match its config: {exc}") from None
+    return LearnedDescriber(net, "lite", resolve_device(device))
+
+
+def _full(model_dir: Optional[str] = None, device: Optional[str] = None, **_: object) -> Describer:
+    from ..models.model_dir import build_full_network
+    from .learned import LearnedDescriber
+
+    dev = resolve_device(device)
+    return LearnedDescriber(build_full_network(model_dir, device=dev), "promptmid", dev)
+
+
 _FACTORIES: dict[str, Callable[..., Describer]] = {
+    "default": _lite,
+    "lite": _lite,
+    "promptmid": _full,
     "classical": lambda **_: ClassicalDescriber(),
 }
 
@@ -18,7 +81,7 @@ def available_engines() -> list[str]:
 
 
 def get_describer(name: str, **options: object) -> Describer:
-    """Build the descriptor of engine ``name``; options are engine-specific (model dir, device...)."""
+    """Build the descriptor of engine ``name``; options: ``weights``, ``model_dir``, ``device``."""
     try:
         factory = _FACTORIES[name]
     except KeyError:

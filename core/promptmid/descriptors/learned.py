@@ -1,0 +1,66 @@
+"""Learned descriptors (lite and full PromptMID profiles) behind the Describer interface."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..models.network import PromptMIDNet
+from ..models.prompts import land_use_index
+from .base import PreparedImage
+
+
+def branch_input(image: PreparedImage, net: PromptMIDNet) -> torch.Tensor:
+    """(1, C, H, W) float32 network input for one prepared image."""
+    cfg = net.cfg
+    if image.modality == "sar":
+        chans = [image.gray]
+    else:
+        chans = list(image.color) if image.color is not None else [image.gray] * 3
+    if cfg.profile == "lite" and cfg.pc_input:
+        chans.append(image.pc.max_moment)
+    x = np.stack(chans).astype(np.float32)
+    x[:, ~image.valid] = 0.0
+    return torch.from_numpy(x)[None]
+
+
+def sample_descriptors(dense: torch.Tensor, keypoints: torch.Tensor, stride: int) -> torch.Tensor:
+    """Bilinear samples of a (B, D, h, w) stride-``stride`` map at (B, N, 2) array-index pixel coordinates.
+
+    Cell j of the map covers pixels [stride*j, stride*j + stride), so pixel x sits at cell coordinate
+    (x + 0.5) / stride - 0.5; with align_corners=False that is normalised u = (x + 0.5) / stride / w * 2 - 1.
+    Returns (B, N, D), re-normalised to unit length.
+    """
+    _, _, h, w = dense.shape
+    g = torch.empty_like(keypoints, dtype=dense.dtype)
+    g[..., 0] = (keypoints[..., 0] + 0.5) / stride / w * 2 - 1
+    g[..., 1] = (keypoints[..., 1] + 0.5) / stride / h * 2 - 1
+    out = F.grid_sample(dense, g[:, :, None, :], mode="bilinear", align_corners=False, padding_mode="border")
+    return F.normalize(out[..., 0].transpose(1, 2), dim=2)
+
+
+class LearnedDescriber:
+    def __init__(self, net: PromptMIDNet, name: str, device: Optional[str] = None) -> None:
+        self.net = net.eval()
+        self.name = name
+        self.device = torch.device(device or "cpu")
+        self.net.to(self.device)
+
+    @torch.inference_mode()
+    def dense(self, image: PreparedImage) -> torch.Tensor:
+        x = branch_input(image, self.net).to(self.device)
+        if image.modality == "sar":
+            classes = torch.tensor([land_use_index(image.land_use)], device=self.device)
+            return self.net.sar(x, [image.land_use], classes)
+        return self.net.optical(x)
+
+    @torch.inference_mode()
+    def describe(self, image: PreparedImage, keypoints: np.ndarray) -> np.ndarray:
+        if len(keypoints) == 0:
+            return np.zeros((0, self.net.cfg.desc_dim), np.float32)
+        dense = self.dense(image)
+        kp = torch.as_tensor(np.asarray(keypoints, np.float32), device=self.device)[None]
+        return sample_descriptors(dense, kp, self.net.cfg.out_stride)[0].float().cpu().numpy()

@@ -1,0 +1,199 @@
+"""The PromptMID descriptor network: a SAR branch and an optical branch, each aggregated by MSAA + CBAM
+into an L2-normalised dense descriptor map.
+
+Profiles share every module; they differ in the encoders:
+- ``full``: SAR = SD 1.5 + ControlNet decoder features (D), optical = DINOv2 (V) + learnable VGG19.
+- ``lite``: SAR and optical = small VGG-style CNNs on [image, phase-congruency M] channels; the land-use
+  prompt enters as a learned class embedding (FiLM) instead of the CLIP text encoder. CPU-fast.
+Ablations (paper Table III): ``use_diffusion`` (D; without it the SAR branch is a VGG19), ``use_dinov2``
+(V), ``use_fusion`` (F; without it: equal-weight aggregation and no CBAM).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cbam import CBAM
+from .diffusion import DiffusionFeatureConfig, DiffusionFeatures
+from .dinov2 import DinoFeatures
+from .msaa import MSAA, MeanAggregation
+from .prompts import LandUseFiLM
+from .vgg import VGG19_LAYERS, VGG19_TAPS, VGGFeatures, relu_indices
+
+LITE_LAYERS: list = [16, "M", 32, 32, "M", 64, 64, "M", 96]
+
+
+@dataclass
+class ModelConfig:
+    profile: str = "lite"  # "lite" | "full"
+    use_diffusion: bool = True  # D (full profile)
+    use_dinov2: bool = True  # V (full profile)
+    use_fusion: bool = True  # F: MSAA + CBAM
+    desc_dim: int = 128
+    out_stride: int = 2  # descriptor map stride, pixels
+    cbam_reduction: int = 16
+    lite_layers: list = field(default_factory=lambda: list(LITE_LAYERS))
+    pc_input: bool = True  # lite: add the phase-congruency max moment as an input channel
+    film_dim: int = 16
+    lite_group_norm: int = 8  # GroupNorm groups in the lite CNNs (0 = none)
+    vgg_layers: list = field(default_factory=lambda: list(VGG19_LAYERS))  # full profile (tests shrink it)
+    vgg_taps: tuple = VGG19_TAPS
+    diffusion: DiffusionFeatureConfig = field(default_factory=DiffusionFeatureConfig)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelConfig":
+        d = json.loads(text)
+        d["diffusion"] = DiffusionFeatureConfig(**{**d.get("diffusion", {}), "blocks": tuple(d.get("diffusion", {}).get("blocks", (1, 2, 3)))})
+        d["vgg_taps"] = tuple(d.get("vgg_taps", VGG19_TAPS))
+        return cls(**d)
+
+
+def block_taps(layers: Sequence) -> list[int]:
+    """ReLU indices at the end of each resolution block (before every pool, and the last one)."""
+    relus = relu_indices(layers)
+    taps, k = [], 0
+    for i, layer in enumerate(layers):
+        if layer != "M":
+            k += 1
+        if layer != "M" and (i + 1 == len(layers) or layers[i + 1] == "M"):
+            taps.append(relus[k - 1])
+    return taps
+
+
+def tap_strides(layers: Sequence, taps: Sequence[int]) -> list[int]:
+    strides, stride, idx = {}, 1, 0
+    for layer in layers:
+        if layer == "M":
+            stride *= 2
+            idx += 1
+        else:
+            strides[idx + 1] = stride
+            idx += 2
+    return [strides[t] for t in taps]
+
+
+@dataclass
+class Foundation:
+    """Pretrained models the full profile needs (loaded from the model directory)."""
+
+    diffusion: Optional[DiffusionFeatures] = None
+    dino: Optional[DinoFeatures] = None
+    vgg_state: Optional[dict] = None  # torchvision VGG19 state dict for the learnable fine encoder
+
+
+class Head(nn.Module):
+    """Aggregation (MSAA or mean) -> CBAM (when fusion is on) -> 1x1 projection -> L2 normalisation."""
+
+    def __init__(self, channels: Sequence[int], strides: Sequence[float], cfg: ModelConfig) -> None:
+        super().__init__()
+        width = max(cfg.desc_dim, 64)
+        agg = MSAA if cfg.use_fusion else MeanAggregation
+        self.aggregate = agg(channels, strides, width, cfg.out_stride)
+        self.cbam = CBAM(width, cfg.cbam_reduction) if cfg.use_fusion else nn.Identity()
+        self.proj = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(width, cfg.desc_dim, 1))
+
+    def forward(self, feats: Sequence[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
+        return F.normalize(self.proj(self.cbam(self.aggregate(feats, size))), dim=1)
+
+
+class SarBranch(nn.Module):
+    def __init__(self, cfg: ModelConfig, foundation: Foundation) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.diffusion = None
+        self.film = None
+        if cfg.profile == "full" and cfg.use_diffusion:
+            if foundation.diffusion is None:
+                raise ValueError("full profile with diffusion needs Foundation.diffusion")
+            self.diffusion = foundation.diffusion
+            channels, strides = self.diffusion.out_channels, self.diffusion.strides
+        else:
+            layers, taps, in_ch = _cnn_spec(cfg, sar=True)
+            self.encoder = VGGFeatures(layers, taps, in_ch, _group_norm(cfg))
+            if cfg.profile == "full" and foundation.vgg_state is not None:
+                self.encoder.load_torchvision(foundation.vgg_state)
+            channels, strides = self.encoder.out_channels, tap_strides(layers, taps)
+            if cfg.profile == "lite":
+                self.film = LandUseFiLM(channels, cfg.film_dim)
+        self.head = Head(channels, strides, cfg)
+
+    def forward(self, x: torch.Tensor, land_use: Sequence[Optional[str]], classes: torch.Tensor) -> torch.Tensor:
+        size = _out_size(x, self.cfg.out_stride)
+        if self.diffusion is not None:
+            feats = self.diffusion(x[:, :1], land_use)
+        else:
+            inp = x.repeat(1, 3, 1, 1) if self.cfg.profile == "full" else x  # VGG19 expects RGB
+            feats = self.encoder(inp)
+            if self.film is not None:
+                feats = self.film(feats, classes)
+        return self.head(feats, size)
+
+
+class OpticalBranch(nn.Module):
+    def __init__(self, cfg: ModelConfig, foundation: Foundation) -> None:
+        super().__init__()
+        self.cfg = cfg
+        layers, taps, in_ch = _cnn_spec(cfg, sar=False)
+        self.encoder = VGGFeatures(layers, taps, in_ch, _group_norm(cfg))
+        if cfg.profile == "full" and foundation.vgg_state is not None:
+            self.encoder.load_torchvision(foundation.vgg_state)
+        channels, strides = list(self.encoder.out_channels), tap_strides(layers, taps)
+        self.dino = None
+        if cfg.profile == "full" and cfg.use_dinov2:
+            if foundation.dino is None:
+                raise ValueError("full profile with DINOv2 needs Foundation.dino")
+            self.dino = foundation.dino
+            channels, strides = [self.dino.out_channels] + channels, [self.dino.patch] + strides
+        self.head = Head(channels, strides, cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = _out_size(x, self.cfg.out_stride)
+        feats = self.encoder(x)
+        if self.dino is not None:
+            feats = [self.dino(x[:, :3])] + feats
+        return self.head(feats, size)
+
+
+def _cnn_spec(cfg: ModelConfig, sar: bool) -> tuple[list, list[int], int]:
+    if cfg.profile == "full":
+        return list(cfg.vgg_layers), list(cfg.vgg_taps), 3
+    in_ch = (1 if sar else 3) + (1 if cfg.pc_input else 0)
+    return list(cfg.lite_layers), block_taps(cfg.lite_layers), in_ch
+
+
+def _group_norm(cfg: ModelConfig) -> int:
+    return cfg.lite_group_norm if cfg.profile == "lite" else 0  # full: torchvision VGG19 layout, no norm
+
+
+def _out_size(x: torch.Tensor, stride: int) -> tuple[int, int]:
+    return -(-x.shape[2] // stride), -(-x.shape[3] // stride)
+
+
+class PromptMIDNet(nn.Module):
+    def __init__(self, cfg: ModelConfig, foundation: Optional[Foundation] = None) -> None:
+        super().__init__()
+        foundation = foundation or Foundation()
+        self.cfg = cfg
+        self.sar = SarBranch(cfg, foundation)
+        self.optical = OpticalBranch(cfg, foundation)
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint holds: everything except the frozen foundation models."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(("sar.diffusion.", "optical.dino."))}
+
+    def load_trainable(self, state: dict[str, torch.Tensor]) -> None:
+        own = self.trainable_state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise KeyError(f"checkpoint does not fit this model config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        self.load_state_dict(state, strict=False)

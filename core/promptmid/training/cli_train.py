@@ -1,0 +1,38 @@
+"""``promptmid train ...``: builds the model for the chosen profile and runs a training stage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config import EngineConfig
+from ..progress import Progress
+from .data import AugmentConfig
+
+
+def run_train(args: argparse.Namespace, progress: Progress) -> int:
+    from ..models.network import ModelConfig, PromptMIDNet
+    from .model_card import write_model_card
+    from .stage2 import Stage2Config, train_stage2
+
+    if args.stage != "descriptor":
+        from .stage1 import run_stage1_cli
+
+        return run_stage1_cli(args, progress)
+    if args.profile == "full":
+        from ..models.model_dir import build_full_network
+
+        net = build_full_network(args.model_dir, ModelConfig(profile="full"), args.device, with_heads=False)
+    else:
+        net = PromptMIDNet(ModelConfig(profile="lite", out_stride=4))
+    cfg = Stage2Config(pairs_dir=args.pairs_dir, out_path=args.out, steps=args.steps, batch=args.batch, lr=args.lr,
+                       seed=args.seed, device=args.device, augment=AugmentConfig(crop=args.crop))
+    state = train_stage2(net, cfg, EngineConfig(), progress, resume=not args.no_resume,
+                         log=lambda m: sys.stderr.write(m + "\n"))
+    if args.card:
+        from .data import split_pairs
+
+        train_ids, val_ids = split_pairs(args.pairs_dir, cfg.val_fraction)
+        write_model_card(args.card, cfg, state, net.cfg.to_json(), len(train_ids), len(val_ids))
+    print(f"trained {state.step} steps in {state.seconds / 60:.1f} min; validation {state.validation}; weights: {args.out}")
+    return 0

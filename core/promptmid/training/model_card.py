@@ -1,0 +1,49 @@
+"""Model card written next to a trained checkpoint: data, settings, validation metrics."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict
+
+import torch
+
+from .stage2 import Stage2Config, TrainState
+
+
+def write_model_card(path: str, cfg: Stage2Config, state: TrainState, model_json: str, n_train: int, n_val: int) -> None:
+    val = state.validation or {}
+    text = f"""# PromptMID-lite descriptor (shipped default)
+
+Compact PromptMID variant for CPU: PC-FAST keypoints; SAR and optical branches are small VGG-style CNNs
+(GroupNorm) on [image, phase-congruency max moment]; land-use prompt as a learned FiLM embedding;
+MSAA + CBAM aggregation; 128-D L2-normalised descriptors. Trained with InfoNCE (stage 2 only: no
+diffusion model in this profile).
+
+## Data
+- Trained on `{cfg.pairs_dir}`: {n_train} pairs (the `train/` split of the shared optical-SAR set:
+  Sentinel-1/2 1024 px scenes and 3MOS 256 px tiles). Never the `test/` split.
+- {n_val} pairs of that folder held out for validation by id hash (fraction {cfg.val_fraction}).
+- Augmentation: optical crop rotated in [-{cfg.augment.max_rotation_deg}, {cfg.augment.max_rotation_deg}] deg, scaled in
+  {list(cfg.augment.scale_range)}, jittered +-{cfg.augment.jitter_px} px; crops of {cfg.augment.crop} px on the
+  512 px work grid.
+
+## Training
+- steps {cfg.steps}, batch {cfg.batch}, AdamW lr {cfg.lr} (cosine decay to x{cfg.min_lr_ratio}), weight decay
+  {cfg.weight_decay}, temperature {cfg.temperature}, seed {cfg.seed}.
+- {state.seconds / 60:.1f} min on {torch.get_num_threads()} CPU threads ({platform.processor() or platform.machine()}), torch {torch.__version__}.
+- Final training loss (mean of last 50 steps): {sum(state.losses[-50:]) / max(len(state.losses[-50:]), 1):.3f}.
+
+## Validation (held-out train pairs, paper protocol)
+```
+{json.dumps(val, indent=1)}
+```
+Test-split results are in the README (`make bench`), not used for any choice here.
+
+## Model config
+```json
+{model_json}
+```
+"""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)

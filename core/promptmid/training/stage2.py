@@ -1,0 +1,167 @@
+"""Stage 2: descriptor learning. The diffusion model (full profile) and DINOv2 stay frozen; the MSAA/CBAM
+heads and the CNN encoders learn with InfoNCE between SAR points and the same points in an augmented
+optical crop. AdamW, cosine learning-rate decay, checkpoints with resume, progress and cancel."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ..config import EngineConfig
+from ..descriptors.learned import LearnedDescriber, branch_input, sample_descriptors
+from ..evaluation.protocol import ProtocolConfig, evaluate_pair
+from ..models.checkpoint import save_checkpoint
+from ..models.network import PromptMIDNet
+from ..models.prompts import land_use_index
+from ..progress import Progress
+from .data import AugmentConfig, CachedPair, Sample, load_pairs, make_sample, split_pairs, write_split
+from .losses import info_nce
+
+
+@dataclass
+class Stage2Config:
+    pairs_dir: str = ""
+    out_path: str = "promptmid-lite.safetensors"
+    steps: int = 3000
+    batch: int = 2  # samples per optimiser step
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.01  # paper
+    temperature: float = 0.07
+    val_fraction: float = 0.1  # held out from pairs_dir by id hash (never the test split)
+    val_limit: int = 16
+    checkpoint_every: int = 500
+    seed: int = 0
+    threads: int = 0  # torch CPU threads (0 = torch default)
+    device: str = "cpu"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    losses: list = field(default_factory=list)
+    validation: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def sample_loss(net: PromptMIDNet, s: Sample, temperature: float, device: torch.device) -> torch.Tensor:
+    xs = branch_input(s.sar, net).to(device)
+    xo = branch_input(s.optical, net).to(device)
+    cls = torch.tensor([land_use_index(s.land_use)], device=device)
+    ds = net.sar(xs, [s.land_use], cls)
+    do = net.optical(xo)
+    st = net.cfg.out_stride
+    a = sample_descriptors(ds, torch.from_numpy(s.sar_points)[None].to(device), st)[0]
+    b = sample_descriptors(do, torch.from_numpy(s.optical_points)[None].to(device), st)[0]
+    return info_nce(a, b, temperature)
+
+
+def _state_path(out_path: str) -> str:
+    return os.path.splitext(out_path)[0] + ".train-state.pt"
+
+
+def validate(net: PromptMIDNet, pairs_dir: str, ids: list[str], engine_cfg: EngineConfig, device: str) -> dict:
+    """SR / NCM / registration error on held-out training pairs with the evaluation harness."""
+    if not ids:
+        return {}
+    describer = LearnedDescriber(net, "validation", device)
+    res = [evaluate_pair(os.path.join(pairs_dir, pid), describer, engine_cfg, ProtocolConfig(), np.random.default_rng([7, i]))
+           for i, pid in enumerate(ids)]
+    net.train()
+    errs = np.array([r.reg_err_px for r in res])
+    return {"pairs": len(res), "sr": 100.0 * np.mean([r.success for r in res]),
+            "ncm": float(np.mean([r.ncm for r in res if r.success])) if any(r.success for r in res) else 0.0,
+            "reg_err_median_px": float(np.median(errs)) if np.isfinite(np.median(errs)) else None}
+
+
+def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[EngineConfig] = None,
+                 progress: Optional[Progress] = None, resume: bool = True,
+                 pairs: Optional[list[CachedPair]] = None, log: Optional[Callable[[str], None]] = None) -> TrainState:
+    """Train ``net`` in place; writes ``cfg.out_path`` (+ .json) at checkpoints and at the end."""
+    engine_cfg = engine_cfg or EngineConfig()
+    progress = progress or Progress()
+    log = log or (lambda _m: None)
+    seed_everything(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = torch.device(cfg.device)
+    net.to(device).train()
+    train_ids, val_ids = split_pairs(cfg.pairs_dir, cfg.val_fraction)
+    if pairs is None:
+        pairs = load_pairs(cfg.pairs_dir, train_ids, engine_cfg, progress.sub(0.0, 0.1))
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
+    state = TrainState()
+    state_path = _state_path(cfg.out_path)
+    if resume and os.path.isfile(state_path):
+        saved = torch.load(state_path, map_location=device, weights_only=False)
+        net.load_trainable(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        state = TrainState(**saved["state"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = saved["rng"]
+        log(f"resumed at step {state.step}")
+    else:
+        rng = np.random.default_rng(cfg.seed)
+    t0 = time.perf_counter() - state.seconds
+    train_progress = progress.sub(0.1, 0.95)
+
+    def checkpoint(final: bool = False) -> None:
+        state.seconds = time.perf_counter() - t0
+        meta = {"stage": 2, "step": state.step, "train": asdict(cfg), "seconds": state.seconds,
+                "final_loss": float(np.mean(state.losses[-50:])) if state.losses else None,
+                "validation": state.validation, "train_pairs": len(pairs), "validation_pairs": val_ids}
+        save_checkpoint(cfg.out_path, net, meta)
+        if not final:
+            torch.save({"model": net.trainable_state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                        "state": asdict(state), "rng": rng.bit_generator.state}, state_path)
+
+    while state.step < cfg.steps:
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for _ in range(cfg.batch):
+            sample = None
+            while sample is None:
+                sample = make_sample(pairs[int(rng.integers(len(pairs)))], rng, cfg.augment)
+            loss = sample_loss(net, sample, cfg.temperature, device) / cfg.batch
+            loss.backward()
+            total += float(loss.detach())
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        sched.step()
+        state.step += 1
+        state.losses.append(total)
+        if state.step % 50 == 0 or state.step == cfg.steps:
+            msg = f"step {state.step}/{cfg.steps} loss {np.mean(state.losses[-50:]):.3f} lr {sched.get_last_lr()[0]:.2e}"
+            log(msg)
+            train_progress.report(state.step / cfg.steps, msg)
+        else:
+            train_progress.check()
+        if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
+            checkpoint()
+    progress.report(0.95, "validation")
+    state.validation = validate(net, cfg.pairs_dir, val_ids[: cfg.val_limit], engine_cfg, cfg.device)
+    log(f"validation: {json.dumps(state.validation)}")
+    checkpoint(final=True)
+    if os.path.isfile(state_path):
+        os.remove(state_path)  # finished: nothing left to resume
+    progress.report(1.0, "done")
+    return state
