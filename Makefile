@@ -5,7 +5,7 @@ DATA ?= ../shared/data/optical-sar
 OUT ?= out
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install demo test bench clean train-default
+.PHONY: install demo test bench clean train-default package screenshots
 
 install:
 	bash scripts/install.sh
@@ -24,8 +24,14 @@ bench:
 clean:
 	rm -rf $(OUT) .pytest_cache build dist
 
-# Trains the shipped CPU model from the train split only (seeded; ~35 min on 2 cores).
+# Trains the shipped CPU model from the train split only (seeded; ~45 min on 2 cores).
 train-default:
 	mkdir -p resources/models
-	$(VENV)/bin/promptmid train descriptor $(DATA)/train --profile lite --steps 3500 --batch 2 --lr 3e-3 --crop 192 \
+	$(VENV)/bin/promptmid train descriptor $(DATA)/train --profile lite --steps 2800 --batch 2 --lr 3e-3 --crop 192 \
 		--seed 0 --out resources/models/promptmid-lite.safetensors --card resources/models/MODEL_CARD.md -q
+
+package:
+	$(PY) scripts/package.py
+
+screenshots:
+	$(PY) scripts/screenshots.py docs/screenshots --data $(DATA)

@@ -54,6 +54,8 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         cfg.max_side = args.max_side
     if args.keypoints:
         cfg.keypoints.max_keypoints = args.keypoints
+    if getattr(args, "land_cover", None):
+        cfg.land_cover, cfg.land_cover_legend = args.land_cover, args.land_cover_legend
     if getattr(args, "sar_scale", None):
         cfg.sar_norm.scale = args.sar_scale
     return cfg
@@ -80,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("sar", help="SAR raster to register (georeferenced or not; 8/16-bit, float, dB)")
     reg.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
     reg.add_argument("--land-use", choices=LAND_USE_CLASSES, default=None, help="land-use class of the scene (prompt)")
+    reg.add_argument("--land-cover", default=None, help="land-cover raster: its majority class over the overlap is the prompt")
+    reg.add_argument("--land-cover-legend", default="worldcover", help="worldcover, corine, whu-opt-sar or a legend JSON")
     reg.add_argument("--transform", choices=WARP_TRANSFORMS, default="affine", help="warp model from GCPs (default: %(default)s)")
     reg.add_argument("--resampling", default="bilinear", choices=["near", "bilinear", "cubic", "lanczos", "average"])
     reg.add_argument("--output-grid", choices=["optical", "native"], default="optical",

@@ -24,6 +24,8 @@ class EngineConfig:
     weights: Optional[str] = None  # lite checkpoint override
     device: str = "auto"  # auto | cpu | cuda
     land_use: Optional[str] = None  # one of LAND_USE_CLASSES; used by prompt-conditioned engines
+    land_cover: Optional[str] = None  # land-cover raster: majority class over the overlap, when land_use is None
+    land_cover_legend: str = "worldcover"  # worldcover | corine | whu-opt-sar | path to a legend JSON
     max_side: int = 512  # longer side of the work grid, pixels: larger rasters are matched downsampled
     # (averaging also tames SAR speckle; the fit over many tie points stays sub-pixel at full resolution)
     sar_norm: SarNormConfig = field(default_factory=SarNormConfig)

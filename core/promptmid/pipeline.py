@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -112,6 +112,11 @@ def register(
     paths = output_paths(sar_path, out_dir)
     _check_inputs(optical, sar, paths)
     grid = work_grid(optical, sar, cfg.max_side)
+    if cfg.land_use is None and cfg.land_cover:
+        from .landcover import land_use_from_raster
+
+        cfg = replace(cfg, land_use=land_use_from_raster(cfg.land_cover, grid, cfg.land_cover_legend))
+        progress.report(0.02, f"land use from land cover: {cfg.land_use or 'unknown'}")
     opt_bands, opt_valid = read_on_grid(optical.path, grid, bands=list(range(1, min(optical.bands, 3) + 1)))
     if not opt_valid.any():
         raise InputError(f"{os.path.basename(optical.path)} has only nodata where it overlaps the SAR raster.")

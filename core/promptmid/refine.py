@@ -17,6 +17,7 @@ import numpy as np
 
 from .descriptors.base import PreparedImage
 from .geometry.fit import FitConfig, FitResult, apply_h, fit_transform
+from .keypoints.phase_congruency import orientation_shares
 
 
 @dataclass
@@ -31,9 +32,7 @@ class RefineConfig:
 
 def orientation_features(image: PreparedImage, sigma: float) -> np.ndarray:
     """(H, W, O) float32: per-pixel share of each orientation in the log-Gabor amplitude, smoothed."""
-    amp = image.pc.orient_amplitude
-    share = amp / (amp.sum(axis=0, keepdims=True) + 1e-6)
-    feat = np.ascontiguousarray(np.moveaxis(share, 0, -1).astype(np.float32))
+    feat = np.ascontiguousarray(np.moveaxis(orientation_shares(image.pc), 0, -1))
     if sigma > 0:
         feat = cv2.GaussianBlur(feat, (0, 0), sigma)
     feat[~image.valid] = 0.0

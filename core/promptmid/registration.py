@@ -7,7 +7,7 @@ same code. Coordinates are array-index pixels (x=col, y=row, pixel centres on in
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -68,8 +68,9 @@ def match_prepared(
     progress = progress or Progress()
     t = {}
     t0 = time.perf_counter()
-    kp_o, _ = detect_pcfast(optical.pc.max_moment, optical.valid, cfg.keypoints)
-    kp_s, _ = detect_pcfast(sar.pc.max_moment, sar.valid, cfg.keypoints)
+    own = getattr(describer, "detect", None)  # descriptors with their own detector (SIFT) bypass PC-FAST
+    kp_o = own(optical) if own else detect_pcfast(optical.pc.max_moment, optical.valid, cfg.keypoints)[0]
+    kp_s = own(sar) if own else detect_pcfast(sar.pc.max_moment, sar.valid, cfg.keypoints)[0]
     t["keypoints"] = time.perf_counter() - t0
     progress.report(0.2, f"{len(kp_o)} optical / {len(kp_s)} SAR keypoints")
     t0 = time.perf_counter()
@@ -79,9 +80,12 @@ def match_prepared(
     t["describe"] = time.perf_counter() - t0
     progress.report(0.8, "SAR descriptors")
     t0 = time.perf_counter()
-    pairs, sim = mutual_nearest_neighbours(d_o, d_s, cfg.matching)
+    match_cfg = cfg.matching
+    if getattr(describer, "ratio", None) is not None and match_cfg.ratio is None:
+        match_cfg = replace(match_cfg, ratio=describer.ratio)
+    pairs, sim = mutual_nearest_neighbours(d_o, d_s, match_cfg)
     fit = fit_transform(kp_s[pairs[:, 1]], kp_o[pairs[:, 0]], cfg.fit) if len(pairs) else None
-    if cfg.refine.enabled and fit is not None and fit.n_inliers >= cfg.fit.min_inliers:
+    if cfg.refine.enabled and getattr(describer, "refine", True) and fit is not None and fit.n_inliers >= cfg.fit.min_inliers:
         kp_o, fit = _refine(optical, sar, kp_o, kp_s, pairs, fit, cfg)
     t["match_fit"] = time.perf_counter() - t0
     progress.report(1.0, f"{len(pairs)} matches, {fit.n_inliers if fit else 0} inliers")

@@ -33,7 +33,11 @@ class PreparedImage:
 
 @runtime_checkable
 class Describer(Protocol):
-    """Computes descriptors at keypoints given in array-index pixel coordinates (x=col, y=row)."""
+    """Computes descriptors at keypoints given in array-index pixel coordinates (x=col, y=row).
+
+    Optional attributes a describer may add: ``detect(image) -> (N, 2)`` to use its own keypoints instead
+    of PC-FAST, ``ratio`` (a Lowe ratio for matching), ``refine = False`` to skip sub-pixel refinement.
+    """
 
     name: str
 

@@ -67,3 +67,15 @@ class ClassicalDescriber:
         if c.root:
             desc = np.sqrt(desc / (desc.sum(axis=1, keepdims=True) + 1e-12))
         return l2_normalize(desc.astype(np.float32))
+
+
+def dense_classical(describer: "ClassicalDescriber", image: PreparedImage, stride: int) -> np.ndarray:
+    """Descriptors on a regular grid: (D, ceil(H/stride), ceil(W/stride)); cell j centred on pixel
+    stride*j + stride/2 - 0.5 (the convention of every stride-s map in the learned models)."""
+    h, w = image.shape
+    gh, gw = -(-h // stride), -(-w // stride)
+    xs = stride * np.arange(gw) + stride / 2 - 0.5
+    ys = stride * np.arange(gh) + stride / 2 - 0.5
+    gx, gy = np.meshgrid(xs, ys)
+    desc = describer.describe(image, np.column_stack([gx.ravel(), gy.ravel()]))
+    return np.ascontiguousarray(desc.reshape(gh, gw, -1).transpose(2, 0, 1))

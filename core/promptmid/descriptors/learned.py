@@ -8,7 +8,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.network import PromptMIDNet
+from ..models.network import PromptMIDNet, uses_prior
+from .classical import ClassicalDescriber, dense_classical
+from ..keypoints.phase_congruency import orientation_shares
 from ..models.prompts import land_use_index
 from .base import PreparedImage
 
@@ -22,9 +24,18 @@ def branch_input(image: PreparedImage, net: PromptMIDNet) -> torch.Tensor:
         chans = list(image.color) if image.color is not None else [image.gray] * 3
     if cfg.profile == "lite" and cfg.pc_input:
         chans.append(image.pc.max_moment)
+    if cfg.profile == "lite" and cfg.orientation_input:
+        chans.extend(orientation_shares(image.pc))
     x = np.stack(chans).astype(np.float32)
     x[:, ~image.valid] = 0.0
     return torch.from_numpy(x)[None]
+
+
+def branch_prior(image: PreparedImage, net: PromptMIDNet) -> Optional[torch.Tensor]:
+    """(1, 216, H/s, W/s) dense classical descriptor map for models with the classical prior, else None."""
+    if not uses_prior(net.cfg):
+        return None
+    return torch.from_numpy(dense_classical(_CLASSICAL, image, net.cfg.prior_stride))[None]
 
 
 def sample_descriptors(dense: torch.Tensor, keypoints: torch.Tensor, stride: int) -> torch.Tensor:
@@ -42,6 +53,9 @@ def sample_descriptors(dense: torch.Tensor, keypoints: torch.Tensor, stride: int
     return F.normalize(out[..., 0].transpose(1, 2), dim=2)
 
 
+_CLASSICAL = ClassicalDescriber()
+
+
 class LearnedDescriber:
     def __init__(self, net: PromptMIDNet, name: str, device: Optional[str] = None) -> None:
         self.net = net.eval()
@@ -52,10 +66,12 @@ class LearnedDescriber:
     @torch.inference_mode()
     def dense(self, image: PreparedImage) -> torch.Tensor:
         x = branch_input(image, self.net).to(self.device)
+        prior = branch_prior(image, self.net)
+        prior = prior.to(self.device) if prior is not None else None
         if image.modality == "sar":
             classes = torch.tensor([land_use_index(image.land_use)], device=self.device)
-            return self.net.sar(x, [image.land_use], classes)
-        return self.net.optical(x)
+            return self.net.sar(x, [image.land_use], classes, prior)
+        return self.net.optical(x, prior)
 
     @torch.inference_mode()
     def describe(self, image: PreparedImage, keypoints: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@
 - ``lite``: compact PromptMID variant from a checkpoint (shipped in ``resources/models``).
 - ``promptmid``: the full model (SD 1.5 + ControlNet, DINOv2, VGG19) from the model directory.
 - ``classical``: RIFT-style phase-congruency descriptor; needs no weights.
+- ``sift``: OpenCV SIFT with its own detector and a ratio test (benchmark peer).
 """
 
 from __future__ import annotations
@@ -73,7 +74,14 @@ _FACTORIES: dict[str, Callable[..., Describer]] = {
     "lite": _lite,
     "promptmid": _full,
     "classical": lambda **_: ClassicalDescriber(),
+    "sift": lambda **_: _sift(),
 }
+
+
+def _sift() -> Describer:
+    from .sift import SiftDescriber
+
+    return SiftDescriber()
 
 
 def available_engines() -> list[str]:

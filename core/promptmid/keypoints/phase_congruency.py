@@ -57,3 +57,13 @@ def phase_congruency(image: np.ndarray, cfg: PhaseCongruencyConfig) -> PCMaps:
     ).astype(np.float32)
     top = float(M.max())
     return PCMaps(M / top if top > 0 else M, m, amp)
+
+
+def orientation_shares(pc: PCMaps) -> np.ndarray:
+    """(O, H, W) float32: each orientation's share of the log-Gabor amplitude at every pixel.
+
+    Contrast-free (a ratio), so SAR and optical agree wherever they show the same structure: the input
+    of the lite descriptor and of sub-pixel refinement.
+    """
+    amp = pc.orient_amplitude
+    return (amp / (amp.sum(axis=0, keepdims=True) + 1e-6)).astype(np.float32)

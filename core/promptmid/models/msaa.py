@@ -27,11 +27,13 @@ def to_grid(f: torch.Tensor, stride: float, out_stride: int, size: tuple[int, in
 
 
 class MSAA(nn.Module):
-    def __init__(self, in_channels: Sequence[int], strides: Sequence[float], out_channels: int, out_stride: int) -> None:
+    def __init__(self, in_channels: Sequence[int], strides: Sequence[float], out_channels: int, out_stride: int,
+                 init_logits: Sequence[float] | None = None) -> None:
         super().__init__()
         self.heads = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in in_channels)
         self.strides, self.out_stride = list(strides), out_stride
-        self.scale_logits = nn.Parameter(torch.zeros(len(in_channels)))  # equal weights at start
+        init = torch.tensor(list(init_logits), dtype=torch.float32) if init_logits is not None else torch.zeros(len(in_channels))
+        self.scale_logits = nn.Parameter(init)  # equal weights at start unless told otherwise
 
     @property
     def scale_weights(self) -> torch.Tensor:
@@ -48,6 +50,7 @@ class MSAA(nn.Module):
 class MeanAggregation(MSAA):
     """The "no F" ablation: the same heads and resampling, fixed equal weights."""
 
-    def __init__(self, in_channels: Sequence[int], strides: Sequence[float], out_channels: int, out_stride: int) -> None:
+    def __init__(self, in_channels: Sequence[int], strides: Sequence[float], out_channels: int, out_stride: int,
+                 init_logits: Sequence[float] | None = None) -> None:
         super().__init__(in_channels, strides, out_channels, out_stride)
         self.scale_logits.requires_grad_(False)

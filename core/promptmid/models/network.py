@@ -40,6 +40,14 @@ class ModelConfig:
     cbam_reduction: int = 16
     lite_layers: list = field(default_factory=lambda: list(LITE_LAYERS))
     pc_input: bool = True  # lite: add the phase-congruency max moment as an input channel
+    orientation_input: bool = True  # lite: add the log-Gabor orientation shares (modality-invariant structure)
+    n_orient: int = 6
+    # lite: a frozen, modality-invariant scale for MSAA: the classical phase-congruency histogram descriptor
+    # evaluated densely (the role frozen foundation features play in the full model)
+    classical_prior: bool = True
+    prior_stride: int = 4
+    prior_channels: int = 216
+    prior_logit: float = 1.5  # initial MSAA logit of the prior scale (others 0): training starts near classical
     film_dim: int = 16
     lite_group_norm: int = 8  # GroupNorm groups in the lite CNNs (0 = none)
     vgg_layers: list = field(default_factory=lambda: list(VGG19_LAYERS))  # full profile (tests shrink it)
@@ -93,11 +101,12 @@ class Foundation:
 class Head(nn.Module):
     """Aggregation (MSAA or mean) -> CBAM (when fusion is on) -> 1x1 projection -> L2 normalisation."""
 
-    def __init__(self, channels: Sequence[int], strides: Sequence[float], cfg: ModelConfig) -> None:
+    def __init__(self, channels: Sequence[int], strides: Sequence[float], cfg: ModelConfig,
+                 init_logits: Optional[Sequence[float]] = None) -> None:
         super().__init__()
         width = max(cfg.desc_dim, 64)
         agg = MSAA if cfg.use_fusion else MeanAggregation
-        self.aggregate = agg(channels, strides, width, cfg.out_stride)
+        self.aggregate = agg(channels, strides, width, cfg.out_stride, init_logits)
         self.cbam = CBAM(width, cfg.cbam_reduction) if cfg.use_fusion else nn.Identity()
         self.proj = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(width, cfg.desc_dim, 1))
 
@@ -124,9 +133,11 @@ class SarBranch(nn.Module):
             channels, strides = self.encoder.out_channels, tap_strides(layers, taps)
             if cfg.profile == "lite":
                 self.film = LandUseFiLM(channels, cfg.film_dim)
-        self.head = Head(channels, strides, cfg)
+        channels, strides, logits = _with_prior(cfg, list(channels), list(strides))
+        self.head = Head(channels, strides, cfg, logits)
 
-    def forward(self, x: torch.Tensor, land_use: Sequence[Optional[str]], classes: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, land_use: Sequence[Optional[str]], classes: torch.Tensor,
+                prior: Optional[torch.Tensor] = None) -> torch.Tensor:
         size = _out_size(x, self.cfg.out_stride)
         if self.diffusion is not None:
             feats = self.diffusion(x[:, :1], land_use)
@@ -135,7 +146,7 @@ class SarBranch(nn.Module):
             feats = self.encoder(inp)
             if self.film is not None:
                 feats = self.film(feats, classes)
-        return self.head(feats, size)
+        return self.head(_add_prior(self.cfg, list(feats), prior), size)
 
 
 class OpticalBranch(nn.Module):
@@ -153,21 +164,40 @@ class OpticalBranch(nn.Module):
                 raise ValueError("full profile with DINOv2 needs Foundation.dino")
             self.dino = foundation.dino
             channels, strides = [self.dino.out_channels] + channels, [self.dino.patch] + strides
-        self.head = Head(channels, strides, cfg)
+        channels, strides, logits = _with_prior(cfg, channels, strides)
+        self.head = Head(channels, strides, cfg, logits)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
         size = _out_size(x, self.cfg.out_stride)
         feats = self.encoder(x)
         if self.dino is not None:
             feats = [self.dino(x[:, :3])] + feats
-        return self.head(feats, size)
+        return self.head(_add_prior(self.cfg, list(feats), prior), size)
 
 
 def _cnn_spec(cfg: ModelConfig, sar: bool) -> tuple[list, list[int], int]:
     if cfg.profile == "full":
         return list(cfg.vgg_layers), list(cfg.vgg_taps), 3
-    in_ch = (1 if sar else 3) + (1 if cfg.pc_input else 0)
+    in_ch = (1 if sar else 3) + (1 if cfg.pc_input else 0) + (cfg.n_orient if cfg.orientation_input else 0)
     return list(cfg.lite_layers), block_taps(cfg.lite_layers), in_ch
+
+
+def uses_prior(cfg: ModelConfig) -> bool:
+    return cfg.profile == "lite" and cfg.classical_prior
+
+
+def _with_prior(cfg: ModelConfig, channels: list, strides: list) -> tuple[list, list, Optional[list]]:
+    if not uses_prior(cfg):
+        return channels, strides, None
+    return channels + [cfg.prior_channels], strides + [cfg.prior_stride], [0.0] * len(channels) + [cfg.prior_logit]
+
+
+def _add_prior(cfg: ModelConfig, feats: list, prior: Optional[torch.Tensor]) -> list:
+    if not uses_prior(cfg):
+        return feats
+    if prior is None:
+        raise ValueError("this model needs the dense classical prior (descriptors.learned.branch_prior)")
+    return feats + [prior]
 
 
 def _group_norm(cfg: ModelConfig) -> int:

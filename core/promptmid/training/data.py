@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..evaluation.protocol import list_pairs, pair_land_use
 from ..io.rasters import downsample, raster_info, read_pixels
 from ..keypoints.pcfast import detect_pcfast
-from ..keypoints.phase_congruency import PCMaps
+from ..keypoints.phase_congruency import PCMaps, PhaseCongruencyConfig, phase_congruency
 from ..prepare import prepare_optical, prepare_sar
 from ..progress import Progress
 
@@ -30,6 +30,7 @@ class AugmentConfig:
     max_rotation_deg: float = 10.0
     scale_range: tuple[float, float] = (0.8, 1.0)
     jitter_px: float = 8.0  # random offset of the optical crop centre
+    pc_margin: int = 24  # context around the optical crop when recomputing phase congruency
     points: int = 256  # correspondences per sample
     keypoint_share: float = 0.75  # rest are uniform random points (dense supervision)
     candidates: int = 4  # keypoints are the most co-salient of `candidates` x as many SAR keypoints
@@ -82,8 +83,10 @@ def load_pairs(pairs_dir: str, ids: list[str], cfg: EngineConfig, progress: Opti
         except InputError:
             continue  # e.g. a constant tile: nothing to learn from
         kps, _ = detect_pcfast(ps.pc.max_moment, ps.valid, cfg.keypoints)
-        for p in (po, ps):
-            p.pc = PCMaps(p.pc.max_moment, p.pc.min_moment, np.zeros((0, 0, 0), np.float32))  # not used in training
+        # The optical crop's phase congruency is recomputed after each random warp (make_sample); only the
+        # SAR keeps its full-image orientation amplitudes (cropped, never rotated).
+        po.pc = PCMaps(po.pc.max_moment, po.pc.min_moment, np.zeros((0, 0, 0), np.float32))
+        ps.pc = PCMaps(ps.pc.max_moment, ps.pc.min_moment, ps.pc.orient_amplitude.astype(np.float16))
         out.append(CachedPair(pid, po, ps, kps))
     progress.report(1.0, f"{len(out)} pairs ready")
     return out
@@ -91,22 +94,34 @@ def load_pairs(pairs_dir: str, ids: list[str], cfg: EngineConfig, progress: Opti
 
 def _crop_prepared(img: PreparedImage, x0: int, y0: int, size: int) -> PreparedImage:
     sl = (slice(y0, y0 + size), slice(x0, x0 + size))
-    pc = PCMaps(img.pc.max_moment[sl], img.pc.min_moment[sl], img.pc.orient_amplitude)
+    amp = img.pc.orient_amplitude
+    amp = amp[(slice(None),) + sl].astype(np.float32) if amp.ndim == 3 and amp.shape[0] else amp
+    pc = PCMaps(img.pc.max_moment[sl], img.pc.min_moment[sl], amp)
     color = img.color[(slice(None),) + sl] if img.color is not None else None
     return PreparedImage(img.gray[sl], img.valid[sl], img.modality, pc, color, img.land_use)
 
 
-def _warp_prepared(img: PreparedImage, a: np.ndarray, size: int) -> PreparedImage:
+def _warp_prepared(img: PreparedImage, a: np.ndarray, size: int, margin: int, pc_cfg: PhaseCongruencyConfig) -> PreparedImage:
+    """Warp by ``a`` onto a (size + 2 margin)^2 canvas, recompute phase congruency there (as inference sees
+    a rotated image), then cut the central size^2 (the margin keeps FFT border effects out)."""
+    full = size + 2 * margin
+    shifted = a.copy()
+    shifted[:, 2] += margin
+
     def w(x: np.ndarray, interp: int = cv2.INTER_LINEAR) -> np.ndarray:
-        return cv2.warpAffine(x, a, (size, size), flags=interp, borderValue=0)
+        return cv2.warpAffine(x, shifted, (full, full), flags=interp, borderValue=0)
 
-    valid = w(img.valid.astype(np.uint8), cv2.INTER_NEAREST) > 0
-    pc = PCMaps(w(img.pc.max_moment), w(img.pc.min_moment), img.pc.orient_amplitude)
-    color = np.stack([w(c) for c in img.color]) if img.color is not None else None
-    return PreparedImage(w(img.gray), valid, img.modality, pc, color, img.land_use)
+    gray = w(img.gray)
+    pc = phase_congruency(gray, pc_cfg)
+    sl = (slice(margin, margin + size), slice(margin, margin + size))
+    valid = (w(img.valid.astype(np.uint8), cv2.INTER_NEAREST) > 0)[sl]
+    cut = PCMaps(pc.max_moment[sl], pc.min_moment[sl], pc.orient_amplitude[(slice(None),) + sl])
+    color = np.stack([w(c)[sl] for c in img.color]) if img.color is not None else None
+    return PreparedImage(gray[sl], valid, img.modality, cut, color, img.land_use)
 
 
-def make_sample(pair: CachedPair, rng: np.random.Generator, cfg: AugmentConfig) -> Optional[Sample]:
+def make_sample(pair: CachedPair, rng: np.random.Generator, cfg: AugmentConfig,
+                pc_cfg: Optional[PhaseCongruencyConfig] = None) -> Optional[Sample]:
     """One augmented training sample, or None when the crop has too few valid correspondences."""
     h, w = pair.sar.shape
     c = min(cfg.crop, h, w)
@@ -119,7 +134,7 @@ def make_sample(pair: CachedPair, rng: np.random.Generator, cfg: AugmentConfig) 
     a = np.zeros((2, 3))
     a[:, :2] = rot
     a[:, 2] = np.array([(c - 1) / 2, (c - 1) / 2]) - rot @ centre  # global optical pixel -> optical crop pixel
-    optical = _warp_prepared(pair.optical, a, c)
+    optical = _warp_prepared(pair.optical, a, c, cfg.pc_margin, pc_cfg or PhaseCongruencyConfig(backend="torch"))
     kp = pair.sar_keypoints
     inside = (kp[:, 0] >= x0) & (kp[:, 0] < x0 + c) & (kp[:, 1] >= y0) & (kp[:, 1] < y0 + c)
     kp = kp[inside] - [x0, y0]

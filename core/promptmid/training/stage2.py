@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..config import EngineConfig
-from ..descriptors.learned import LearnedDescriber, branch_input, sample_descriptors
+from ..descriptors.learned import LearnedDescriber, branch_input, branch_prior, sample_descriptors
 from ..evaluation.protocol import ProtocolConfig, evaluate_pair
 from ..models.checkpoint import save_checkpoint
 from ..models.network import PromptMIDNet
@@ -36,6 +36,7 @@ class Stage2Config:
     min_lr_ratio: float = 0.05
     weight_decay: float = 0.01  # paper
     temperature: float = 0.07
+    neg_radius_px: float = 8.0  # points closer than this (SAR crop pixels) are not negatives of each other
     val_fraction: float = 0.1  # held out from pairs_dir by id hash (never the test split)
     val_limit: int = 16
     checkpoint_every: int = 500
@@ -59,16 +60,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def sample_loss(net: PromptMIDNet, s: Sample, temperature: float, device: torch.device) -> torch.Tensor:
+def sample_loss(net: PromptMIDNet, s: Sample, temperature: float, device: torch.device, neg_radius_px: float = 8.0) -> torch.Tensor:
     xs = branch_input(s.sar, net).to(device)
     xo = branch_input(s.optical, net).to(device)
+    ps, po = branch_prior(s.sar, net), branch_prior(s.optical, net)
     cls = torch.tensor([land_use_index(s.land_use)], device=device)
-    ds = net.sar(xs, [s.land_use], cls)
-    do = net.optical(xo)
+    ds = net.sar(xs, [s.land_use], cls, ps.to(device) if ps is not None else None)
+    do = net.optical(xo, po.to(device) if po is not None else None)
     st = net.cfg.out_stride
     a = sample_descriptors(ds, torch.from_numpy(s.sar_points)[None].to(device), st)[0]
     b = sample_descriptors(do, torch.from_numpy(s.optical_points)[None].to(device), st)[0]
-    return info_nce(a, b, temperature)
+    pts = torch.from_numpy(s.sar_points).to(device)
+    return info_nce(a, b, temperature, torch.cdist(pts, pts) < neg_radius_px)
 
 
 def _state_path(out_path: str) -> str:
@@ -141,7 +144,7 @@ def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[Engi
             sample = None
             while sample is None:
                 sample = make_sample(pairs[int(rng.integers(len(pairs)))], rng, cfg.augment)
-            loss = sample_loss(net, sample, cfg.temperature, device) / cfg.batch
+            loss = sample_loss(net, sample, cfg.temperature, device, cfg.neg_radius_px) / cfg.batch
             loss.backward()
             total += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(params, 5.0)

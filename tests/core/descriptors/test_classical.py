@@ -45,3 +45,16 @@ def test_registry_lists_engines_and_refuses_unknown():
     assert get_describer("classical").name == "classical"
     with pytest.raises(InputError, match="Available engines: .*classical"):
         get_describer("nope")
+
+
+def test_sift_peer_brings_its_own_keypoints_and_ratio():
+    from promptmid.descriptors.sift import SiftDescriber
+
+    img = _prepared(textured(200, 200, seed=4))
+    d = get_describer("sift")
+    assert isinstance(d, SiftDescriber) and d.ratio == 0.8 and d.refine is False
+    kp = d.detect(img)
+    desc = d.describe(img, kp)
+    assert len(kp) > 20 and desc.shape == (len(kp), 128)
+    with pytest.raises(ValueError):
+        d.describe(img, kp[:3])

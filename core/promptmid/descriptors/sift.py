@@ -1,0 +1,44 @@
+"""OpenCV SIFT (own detector + descriptor) as a benchmark peer: the paper's weakest baseline.
+
+It brings its own keypoints (``detect``), so PC-FAST is bypassed, and it is matched with Lowe's ratio
+test (0.8) on top of mutual nearest neighbours, as is standard for SIFT.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .base import PreparedImage, l2_normalize
+
+SIFT_RATIO = 0.8
+
+
+class SiftDescriber:
+    name = "sift"
+    ratio = SIFT_RATIO
+    refine = False  # a peer as users run it: SIFT + ratio test + USAC, without our sub-pixel stage
+
+    def __init__(self, max_keypoints: int = 4000) -> None:
+        self.sift = cv2.SIFT_create(nfeatures=max_keypoints)
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _run(self, image: PreparedImage) -> tuple[np.ndarray, np.ndarray]:
+        key = id(image)
+        if key not in self._cache:
+            self._cache.clear()  # one image at a time: detect() then describe() on the same image
+            img8 = (np.clip(image.gray, 0, 1) * 255).astype(np.uint8)
+            kps, desc = self.sift.detectAndCompute(img8, image.valid.astype(np.uint8))
+            pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
+            desc = desc if desc is not None else np.zeros((0, 128), np.float32)
+            self._cache[key] = (pts, l2_normalize(np.sqrt(np.maximum(desc, 0))))  # RootSIFT
+        return self._cache[key]
+
+    def detect(self, image: PreparedImage) -> np.ndarray:
+        return self._run(image)[0]
+
+    def describe(self, image: PreparedImage, keypoints: np.ndarray) -> np.ndarray:
+        pts, desc = self._run(image)
+        if len(keypoints) != len(pts) or not np.array_equal(keypoints, pts):
+            raise ValueError("SIFT describes its own keypoints only (call detect() first)")
+        return desc

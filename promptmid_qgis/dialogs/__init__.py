@@ -1,0 +1,1 @@
+"""Dialogs: Register (the main job), Settings, and engine environment set-up."""

@@ -1,0 +1,1 @@
+"""Processing provider: Register raster pair, Train descriptor, Fine-tune ControlNet, Evaluate matching."""

@@ -1,0 +1,34 @@
+"""Plugin settings in QgsSettings under one prefix (``PromptMID/``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from qgis.core import QgsSettings
+
+PREFIX = "PromptMID/"
+ENGINES = ("default", "promptmid", "classical")
+ENGINE_LABELS = {"default": "Default (shipped CPU model)", "promptmid": "Full PromptMID (foundation weights)", "classical": "Classical (no weights)"}
+DEVICES = ("auto", "cpu", "cuda")
+TRANSFORMS = ("affine", "poly2", "tps")
+TRANSFORM_LABELS = {"affine": "Affine (polynomial 1)", "poly2": "Polynomial 2", "tps": "Thin-plate spline"}
+
+
+@dataclass
+class PluginSettings:
+    model_dir: str = ""
+    device: str = "auto"
+    engine: str = "default"
+    transform: str = "affine"
+    python: str = ""  # engine interpreter; empty = auto-detect
+    output_dir: str = ""
+
+    @classmethod
+    def load(cls) -> "PluginSettings":
+        s = QgsSettings()
+        return cls(**{f.name: str(s.value(PREFIX + f.name, f.default)) for f in fields(cls)})
+
+    def save(self) -> None:
+        s = QgsSettings()
+        for f in fields(self):
+            s.setValue(PREFIX + f.name, getattr(self, f.name))

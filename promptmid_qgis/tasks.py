@@ -1,0 +1,39 @@
+"""The QgsTask that runs a registration in the engine's worker process."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from qgis.core import Qgis, QgsMessageLog, QgsTask
+
+from .worker_client import JobOutcome, run_job
+
+LOG_TAG = "PromptMID"
+
+
+class RegistrationTask(QgsTask):
+    """run() (background thread) drives the worker and never raises; finished() (main thread) hands the
+    outcome to ``on_done``, which builds layers. Cancel kills the worker."""
+
+    def __init__(self, python: str, job: dict, on_done: Callable[["RegistrationTask"], None], description: str = "") -> None:
+        super().__init__(description or "PromptMID: registering SAR onto optical", QgsTask.CanCancel)
+        self.python, self.job, self.on_done = python, job, on_done
+        self.outcome: Optional[JobOutcome] = None
+        self.last_message = ""
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.last_message = message
+        self.setProgress(100.0 * fraction)
+
+    def run(self) -> bool:
+        try:
+            self.outcome = run_job(self.python, self.job, self._progress, self.isCanceled)
+        except Exception as exc:  # defensive: run() must never raise into the task manager
+            self.outcome = JobOutcome(error=f"Internal error: {exc}", kind="InternalError")
+        return self.outcome.ok
+
+    def finished(self, result: bool) -> None:
+        if self.outcome is not None:
+            for line in self.outcome.log[-50:]:
+                QgsMessageLog.logMessage(line, LOG_TAG, Qgis.Info)
+        self.on_done(self)
