@@ -17,9 +17,7 @@ test:
 	$(PY) -m pytest -q tests
 
 bench:
-	mkdir -p bench/results
-	$(VENV)/bin/promptmid evaluate $(DATA)/test --engine classical --json bench/results/classical.json \
-		--csv bench/results/classical.csv --markdown bench/results/classical.md
+	$(PY) scripts/bench.py $(DATA)/test --out bench/results
 
 clean:
 	rm -rf $(OUT) .pytest_cache build dist

@@ -44,14 +44,15 @@ GDAL_TYPES = {np.dtype("uint8"): gdal.GDT_Byte, np.dtype("uint16"): gdal.GDT_UIn
 
 
 def write_raster(path: os.PathLike, array: np.ndarray, geotransform: Optional[tuple] = (500000.0, 10.0, 0.0, 4500000.0, 0.0, -10.0),
-                 epsg: Optional[int] = 32633, nodata: Optional[float] = None) -> str:
-    """Write a (H, W) or (B, H, W) array as a GeoTIFF; None geotransform/epsg for an ungeoreferenced file."""
+                 epsg: Optional[int] = 32633, nodata: Optional[float] = None, wkt: Optional[str] = None) -> str:
+    """Write a (H, W) or (B, H, W) array as a GeoTIFF; None geotransform/epsg for an ungeoreferenced file
+    (``wkt`` overrides ``epsg``)."""
     arr = array if array.ndim == 3 else array[None]
     ds = gdal.GetDriverByName("GTiff").Create(str(path), arr.shape[2], arr.shape[1], arr.shape[0], GDAL_TYPES[arr.dtype])
     if geotransform is not None:
         ds.SetGeoTransform(geotransform)
-    if epsg is not None:
-        ds.SetProjection(epsg_wkt(epsg))
+    if wkt or epsg is not None:
+        ds.SetProjection(wkt or epsg_wkt(epsg))
     for i, band in enumerate(arr, start=1):
         b = ds.GetRasterBand(i)
         if nodata is not None:

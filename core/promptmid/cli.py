@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--lr", type=float, default=3e-3)
     td.add_argument("--crop", type=int, default=192)
     td.add_argument("--seed", type=int, default=0)
-    td.add_argument("--device", default="cpu")
+    td.add_argument("--device", default="auto", help="auto, cpu or cuda")
     td.add_argument("--no-resume", action="store_true", help="start over even if a training state exists")
     td.add_argument("--card", default=None, help="write a model card (Markdown) here")
     td.add_argument("-q", "--quiet", action="store_true")
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--lr", type=float, default=1e-5)
     tc.add_argument("--resolution", type=int, default=512)
     tc.add_argument("--seed", type=int, default=0)
-    tc.add_argument("--device", default="cpu")
+    tc.add_argument("--device", default="auto", help="auto, cpu or cuda")
     tc.add_argument("--no-resume", action="store_true")
     tc.add_argument("-q", "--quiet", action="store_true")
 

@@ -56,6 +56,12 @@ def _evaluate(job: dict, progress: Progress) -> dict:
     return {**summary_json(s), "markdown": markdown_table(list(s.values()))}
 
 
+def _device(job: dict) -> str:
+    from .descriptors.registry import resolve_device
+
+    return resolve_device(job.get("device"))
+
+
 def _train_descriptor(job: dict, progress: Progress) -> dict:
     from .models.network import ModelConfig, PromptMIDNet
     from .training.data import AugmentConfig
@@ -64,11 +70,11 @@ def _train_descriptor(job: dict, progress: Progress) -> dict:
     if job.get("profile", "lite") == "full":
         from .models.model_dir import build_full_network
 
-        net = build_full_network(job.get("model_dir"), ModelConfig(profile="full"), job.get("device", "cpu"), with_heads=False)
+        net = build_full_network(job.get("model_dir"), None, _device(job), with_heads=False)
     else:
         net = PromptMIDNet(ModelConfig(profile="lite", out_stride=4))
     cfg = Stage2Config(pairs_dir=job["pairs_dir"], out_path=job["out"], steps=int(job.get("steps", 3500)),
-                       lr=float(job.get("lr", 3e-3)), seed=int(job.get("seed", 0)), device=job.get("device", "cpu"),
+                       lr=float(job.get("lr", 3e-3)), seed=int(job.get("seed", 0)), device=_device(job),
                        augment=AugmentConfig(crop=int(job.get("crop", 192))))
     state = train_stage2(net, cfg, EngineConfig(), progress)
     return {"steps": state.step, "seconds": state.seconds, "validation": state.validation, "weights": job["out"]}
@@ -84,7 +90,7 @@ def _train_controlnet(job: dict, progress: Progress) -> dict:
     out = job.get("out") or os.path.join(root, "controlnet-sar")
     comps = load_sd_components(root, torch.float32, out)
     cfg = Stage1Config(pairs_dir=job["pairs_dir"], out_dir=out, steps=int(job.get("steps", 1000)),
-                       resolution=int(job.get("resolution", 512)), device=job.get("device", "cpu"))
+                       resolution=int(job.get("resolution", 512)), device=_device(job))
     state = train_stage1(comps, cfg, progress=progress)
     return {"steps": state.step, "seconds": state.seconds, "controlnet": out}
 

@@ -47,3 +47,17 @@ def test_console_script_and_unknown_engine():
     exe = [sys.executable, "-m", "promptmid.cli"]
     r = subprocess.run(exe + ["register", "a", "b", "-o", "c", "--engine", "nope"], capture_output=True, text=True)
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_missing_or_corrupt_weights_exit_5(s1s2_pair, tmp_path, capsys):
+    args = ["register", str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), "-o", str(tmp_path / "o"), "-q"]
+    assert main(args + ["--weights", str(tmp_path / "none.safetensors")]) == 5
+    assert "model is missing" in capsys.readouterr().err
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main(args + ["--weights", str(bad)]) == 5
+    assert "corrupt" in capsys.readouterr().err
+    assert main(args + ["--engine", "promptmid", "--model-dir", str(tmp_path / "empty")]) == 5
+    assert "Stable Diffusion 1.5" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

@@ -85,6 +85,35 @@ def test_bad_inputs_give_clear_errors_and_no_outputs(make_raster, tmp_path, s1s2
     assert not out.exists() or not any(out.iterdir())
 
 
+def test_unwritable_output_folder_is_an_output_error(s1s2_pair, tmp_path):
+    from promptmid.errors import OutputError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a folder cannot be created under a file (root ignores chmod, this it cannot)
+    with pytest.raises(OutputError, match="not writable"):
+        register(str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), str(blocker / "out"), EngineConfig(engine="classical"))
+
+
+@pytest.mark.parametrize("kind", ["uint16_linear", "float_db", "rgbn_optical"])
+def test_radiometry_variants_register(s1s2_pair, tmp_path, kind):
+    """16-bit linear and float dB SAR, and a 4-band optical, register like the 8-bit originals."""
+    ds_s, ds_o = gdal.Open(str(s1s2_pair / "sar.tif")), gdal.Open(str(s1s2_pair / "optical.tif"))
+    gt, wkt = ds_s.GetGeoTransform(), ds_s.GetProjection()
+    sar = ds_s.ReadAsArray().astype(np.float64)
+    optical = str(s1s2_pair / "optical.tif")
+    sar_path = str(s1s2_pair / "sar.tif")
+    db = (sar / 255.0) * 30.0 - 25.0  # the 8-bit rendering back to a plausible dB range
+    if kind == "uint16_linear":
+        sar_path = write_raster(tmp_path / "sar16.tif", np.clip(10 ** (db / 10) * 10000, 1, 65535).astype(np.uint16), gt, wkt=wkt)
+    elif kind == "float_db":
+        sar_path = write_raster(tmp_path / "sardb.tif", db.astype(np.float32), gt, nodata=-9999.0, wkt=wkt)
+    else:
+        rgb = ds_o.ReadAsArray()
+        optical = write_raster(tmp_path / "rgbn.tif", np.concatenate([rgb, rgb[:1]]), ds_o.GetGeoTransform(), wkt=ds_o.GetProjection())
+    r = register(optical, sar_path, str(tmp_path / "o"), EngineConfig(engine="classical"))
+    assert r.n_inliers >= 30
+
+
 def test_cancel_stops_the_run_and_leaves_no_outputs(s1s2_pair, tmp_path):
     from promptmid.errors import CancelledError
 

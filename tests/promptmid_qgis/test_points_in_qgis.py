@@ -22,7 +22,8 @@ def test_points_file_reads_back_in_qgis(qgis_app, pair_files, tmp_path):
     assert all(len(r) >= 5 and r[4] == "1" for r in rows)
     src = [QgsPointXY(float(r[2]), float(r[3])) for r in rows]
     dst = [QgsPointXY(float(r[0]), float(r[1])) for r in rows]
-    t = QgsGcpTransformerInterface.create(QgsGcpTransformerInterface.TransformMethod.Linear)
+    # PolynomialOrder1 = affine, like GDAL order 1 (QGIS "Linear" is scale + translation only)
+    t = QgsGcpTransformerInterface.create(QgsGcpTransformerInterface.TransformMethod.PolynomialOrder1)
     assert t.updateParametersFromGcps(src, dst)
     # Pixel (col, row) = (300, 400) -> QGIS source coordinates (300, -400) in 3.22's pixel convention.
     ok, x, y = t.transform(300.0, -400.0)

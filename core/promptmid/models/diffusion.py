@@ -34,11 +34,12 @@ class DiffusionFeatures(nn.Module):
         self.cfg = cfg or DiffusionFeatureConfig()
         self.vae, self.unet, self.controlnet, self.text_encoder = vae, unet, controlnet, text_encoder
         self.tokenizer, self.scheduler = tokenizer, scheduler
-        for m in (self.vae, self.unet, self.text_encoder):
+        # Feature extraction (and stage 2) keeps the whole diffusion model frozen, the ControlNet included;
+        # stage 1 trains the ControlNet through its own loop.
+        for m in (self.vae, self.unet, self.text_encoder, self.controlnet):
             m.eval()
             for p in m.parameters():
                 p.requires_grad_(False)
-        self.controlnet.eval()
         self._prompt_cache: dict[str, torch.Tensor] = {}
         self._features: dict[int, torch.Tensor] = {}
         for i in self.cfg.blocks:

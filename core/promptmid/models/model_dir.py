@@ -125,15 +125,18 @@ def build_full_network(model_dir: Optional[str], cfg=None, device: str = "cpu", 
     state = None
     if with_heads and status["heads"].present:
         cfg, state, _ = load_checkpoint(status["heads"].path)
-    cfg = cfg or ModelConfig(profile="full")
     dtype = torch.float16 if str(device).startswith("cuda") else torch.float32
     try:
-        foundation = Foundation()
+        vgg_state = torch.load(status["vgg19"].path, map_location="cpu", weights_only=True)
+        if cfg is None:
+            from .vgg import layers_from_state_dict
+
+            cfg = ModelConfig(profile="full", vgg_layers=layers_from_state_dict(vgg_state))
+        foundation = Foundation(vgg_state=vgg_state)
         if cfg.use_diffusion:
             foundation.diffusion = load_diffusion(root, status["controlnet"], cfg, dtype)
         if cfg.use_dinov2:
             foundation.dino = DinoFeatures.from_pretrained(status["dinov2"].path, dtype)
-        foundation.vgg_state = torch.load(status["vgg19"].path, map_location="cpu", weights_only=True)
     except ModelMissingError:
         raise
     except Exception as exc:  # corrupt or incompatible files: name the directory, not a stack trace

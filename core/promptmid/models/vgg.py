@@ -83,3 +83,20 @@ class VGGFeatures(nn.Module):
             if v.shape != own[k].shape:
                 raise ValueError(f"VGG19 tensor {k} has shape {tuple(v.shape)}, expected {tuple(own[k].shape)}")
         self.load_state_dict(wanted, strict=True)
+
+
+def layers_from_state_dict(state: dict[str, torch.Tensor], template: Sequence[Layer] = VGG19_LAYERS) -> list[Layer]:
+    """The VGG19 layer list with the widths found in a torchvision-keyed state dict (same depth and
+    indices), so slimmed variants with the standard layout load too. Convs absent from the dict (beyond
+    the truncation) keep the template width."""
+    out: list[Layer] = []
+    i = 0
+    for layer in template:
+        if layer == "M":
+            out.append("M")
+            i += 1
+        else:
+            w = state.get(f"features.{i}.weight")
+            out.append(int(w.shape[0]) if w is not None else layer)
+            i += 2
+    return out

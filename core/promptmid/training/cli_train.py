@@ -15,6 +15,9 @@ def run_train(args: argparse.Namespace, progress: Progress) -> int:
     from .model_card import write_model_card
     from .stage2 import Stage2Config, train_stage2
 
+    from ..descriptors.registry import resolve_device
+
+    args.device = resolve_device(args.device)
     if args.stage != "descriptor":
         from .stage1 import run_stage1_cli
 
@@ -22,7 +25,7 @@ def run_train(args: argparse.Namespace, progress: Progress) -> int:
     if args.profile == "full":
         from ..models.model_dir import build_full_network
 
-        net = build_full_network(args.model_dir, ModelConfig(profile="full"), args.device, with_heads=False)
+        net = build_full_network(args.model_dir, None, args.device, with_heads=False)  # config follows the weights
     else:
         net = PromptMIDNet(ModelConfig(profile="lite", out_stride=4))
     cfg = Stage2Config(pairs_dir=args.pairs_dir, out_path=args.out, steps=args.steps, batch=args.batch, lr=args.lr,

@@ -1,0 +1,130 @@
+"""`make bench`: every engine on the same pairs and protocol, one table.
+
+Each engine runs `promptmid evaluate` in its own process (so its peak memory can be measured with
+wait4, and one engine's caches cannot help another). Writes bench/results/{bench.md, bench.csv,
+<engine>.json, bench.png}. Engines whose weights are missing are reported as skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = ("sr", "ncm", "rmse", "reg_err_median_px", "reg_err_p90_px", "sec_per_pair")
+
+
+def run_engine(engine: str, pairs: str, out: Path, seed: int, limit: int | None) -> dict:
+    js = out / f"{engine}.json"
+    cmd = [sys.executable, "-m", "promptmid.cli", "evaluate", pairs, "--engine", engine, "--seed", str(seed), "--json", str(js), "-q"]
+    if limit:
+        cmd += ["--limit", str(limit)]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        return {"engine": engine, "skipped": (stderr.strip().splitlines() or [f"exit {code}"])[-1]}
+    data = json.loads(js.read_text())
+    data["peak_mb"] = usage.ru_maxrss / 1024.0
+    data["wall_s"] = time.perf_counter() - t0
+    return data
+
+
+def fmt(v, d=2) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf"
+    return f"{v:.{d}f}"
+
+
+def rows_of(results: list[dict]) -> list[dict]:
+    rows = []
+    sift = next((r for r in results if r["engine"] == "sift" and "skipped" not in r), None)
+    for r in results:
+        if "skipped" in r:
+            continue
+        for ds, s in list(r["datasets"].items()) + [("all", r)]:
+            row = {"engine": r["engine"], "dataset": ds, "pairs": s["n_pairs"], **{m: s[m] for m in METRICS}, "peak_mb": r["peak_mb"]}
+            base = (sift["datasets"].get(ds) if ds != "all" else sift) if sift else None
+            row["sr_vs_sift"] = (s["sr"] / base["sr"]) if base and base["sr"] else None
+            row["time_vs_sift"] = (s["sec_per_pair"] / base["sec_per_pair"]) if base else None
+            rows.append(row)
+    return rows
+
+
+def markdown(rows: list[dict], skipped: list[dict]) -> str:
+    head = ("| engine | dataset | pairs | SR (%) | NCM | RMSE (px) | reg. err. median (px) | reg. err. p90 (px) | s / pair "
+            "| peak MB | SR / SIFT | time / SIFT |")
+    out = [head, "|" + "---|" * 12]
+    for r in rows:
+        out.append(f"| {r['engine']} | {r['dataset']} | {r['pairs']} | {fmt(r['sr'], 1)} | {fmt(r['ncm'], 1)} | {fmt(r['rmse'])} | "
+                   f"{fmt(r['reg_err_median_px'])} | {fmt(r['reg_err_p90_px'])} | {fmt(r['sec_per_pair'])} | {fmt(r['peak_mb'], 0)} | "
+                   f"{fmt(r['sr_vs_sift'], 1) if r['sr_vs_sift'] is not None else 'n/a'} | {fmt(r['time_vs_sift'], 1) if r['time_vs_sift'] is not None else 'n/a'} |")
+    for s in skipped:
+        out.append(f"\n{s['engine']}: skipped ({s['skipped']})")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = sorted({r["dataset"] for r in rows})
+    engines = list(dict.fromkeys(r["engine"] for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    w = 0.8 / max(len(engines), 1)
+    for i, e in enumerate(engines):
+        sr = [next((r["sr"] for r in rows if r["engine"] == e and r["dataset"] == d), 0) for d in sets]
+        axes[0].bar([j + i * w for j in range(len(sets))], sr, w, label=e)
+        t = [next((r["sec_per_pair"] for r in rows if r["engine"] == e and r["dataset"] == d), 0) for d in sets]
+        axes[1].bar([j + i * w for j in range(len(sets))], t, w, label=e)
+    for ax, title in zip(axes, ("success rate (%)", "seconds per pair (2 CPU cores)")):
+        ax.set_xticks([j + 0.4 - w / 2 for j in range(len(sets))], sets)
+        ax.set_title(title)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("pairs")
+    ap.add_argument("--engines", default="sift,classical,default,promptmid")
+    ap.add_argument("--out", default=str(REPO / "bench" / "results"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--limit", type=int, default=None)
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for engine in args.engines.split(","):
+        print(f"[bench] {engine} ...", flush=True)
+        results.append(run_engine(engine, args.pairs, out, args.seed, args.limit))
+    rows = rows_of(results)
+    skipped = [r for r in results if "skipped" in r]
+    table = markdown(rows, skipped)
+    (out / "bench.md").write_text(table + "\n")
+    with open(out / "bench.csv", "w", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["engine"])
+        wr.writeheader()
+        wr.writerows(rows)
+    if rows:
+        plot(rows, out / "bench.png")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

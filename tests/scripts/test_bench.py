@@ -1,0 +1,20 @@
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_bench_runs_engines_in_one_table_with_ratios(data_root, tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), str(data_root / "test"), "--engines",
+                           "sift,classical,nope", "--limit", "2", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    table = (out / "bench.md").read_text()
+    assert "| sift | all | 2 |" in table and "| classical | all | 2 |" in table
+    assert "nope: skipped" in table  # an unknown/unavailable engine is reported, not fatal
+    rows = list(csv.DictReader(open(out / "bench.csv")))
+    sift_all = next(r for r in rows if r["engine"] == "sift" and r["dataset"] == "all")
+    assert float(sift_all["peak_mb"]) > 50 and (sift_all["sr_vs_sift"] in ("", "1.0") or float(sift_all["sr_vs_sift"]) == 1.0)
+    assert (out / "bench.png").stat().st_size > 1000
