@@ -10,8 +10,9 @@ from typing import Optional
 
 from qgis.core import Qgis, QgsMapLayerProxyModel, QgsProject, QgsRasterLayer
 from qgis.gui import QgsFileWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QVBoxLayout)
+from qgis.PyQt.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QVBoxLayout
 
+from .widgets import keyed_combo
 from ..settings import ENGINE_LABELS, ENGINES, TRANSFORM_LABELS, TRANSFORMS, PluginSettings
 
 LAND_USE = ("farmland", "city", "village", "water", "forest", "road", "others")
@@ -45,23 +46,13 @@ class RegisterDialog(QDialog):
         self.optical.setFilters(QgsMapLayerProxyModel.RasterLayer)
         self.sar = QgsMapLayerComboBox()
         self.sar.setFilters(QgsMapLayerProxyModel.RasterLayer)
-        self.land_use = QComboBox()
-        for name in LAND_USE:
-            self.land_use.addItem(name.capitalize(), name)
-        self.land_use.addItem("From land-cover layer…", FROM_LAND_COVER)
+        self.land_use = keyed_combo(list(LAND_USE) + [FROM_LAND_COVER],
+                                    {**{n: n.capitalize() for n in LAND_USE}, FROM_LAND_COVER: "From land-cover layer…"})
         self.land_cover = QgsMapLayerComboBox()
         self.land_cover.setFilters(QgsMapLayerProxyModel.RasterLayer)
-        self.legend = QComboBox()
-        for key, label in LEGENDS.items():
-            self.legend.addItem(label, key)
-        self.engine = QComboBox()
-        for key in ENGINES:
-            self.engine.addItem(ENGINE_LABELS[key], key)
-        self.engine.setCurrentIndex(max(0, self.engine.findData(settings.engine)))
-        self.transform = QComboBox()
-        for key in TRANSFORMS:
-            self.transform.addItem(TRANSFORM_LABELS[key], key)
-        self.transform.setCurrentIndex(max(0, self.transform.findData(settings.transform)))
+        self.legend = keyed_combo(list(LEGENDS), LEGENDS)
+        self.engine = keyed_combo(ENGINES, ENGINE_LABELS, settings.engine)
+        self.transform = keyed_combo(TRANSFORMS, TRANSFORM_LABELS, settings.transform)
         self.output = QgsFileWidget()
         self.output.setStorageMode(QgsFileWidget.GetDirectory)
         self.output.setFilePath(settings.output_dir)

@@ -9,6 +9,7 @@ from qgis.PyQt.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayo
                                  QVBoxLayout)
 
 from ..environment import find_engine_python, probe
+from .widgets import keyed_combo
 from ..settings import DEVICES, ENGINE_LABELS, ENGINES, TRANSFORM_LABELS, TRANSFORMS, PluginSettings
 
 
@@ -41,14 +42,8 @@ class SettingsDialog(QDialog):
         self.device = QComboBox()
         self.device.addItems(DEVICES)
         self.device.setCurrentText(settings.device)
-        self.engine = QComboBox()
-        for key in ENGINES:
-            self.engine.addItem(ENGINE_LABELS[key], key)
-        self.engine.setCurrentIndex(max(0, self.engine.findData(settings.engine)))
-        self.transform = QComboBox()
-        for key in TRANSFORMS:
-            self.transform.addItem(TRANSFORM_LABELS[key], key)
-        self.transform.setCurrentIndex(max(0, self.transform.findData(settings.transform)))
+        self.engine = keyed_combo(ENGINES, ENGINE_LABELS, settings.engine)
+        self.transform = keyed_combo(TRANSFORMS, TRANSFORM_LABELS, settings.transform)
         form = QFormLayout()
         form.addRow("Model directory (full engine)", self.model_dir)
         form.addRow("Engine Python (empty = auto)", self.python)
