@@ -21,8 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 METRICS = ("sr", "ncm", "rmse", "reg_err_median_px", "reg_err_p90_px", "sec_per_pair")
 
 
-def run_engine(engine: str, pairs: str, out: Path, seed: int, limit: int | None) -> dict:
-    js = out / f"{engine}.json"
+def run_engine(engine: str, pairs: str, out: Path, seed: int, limit: int | None, reuse: bool = False) -> dict:
+    js, extra = out / f"{engine}.json", out / f"{engine}.bench.json"
+    if reuse and js.is_file() and extra.is_file():
+        return {**json.loads(js.read_text()), **json.loads(extra.read_text())}
     cmd = [sys.executable, "-m", "promptmid.cli", "evaluate", pairs, "--engine", engine, "--seed", str(seed), "--json", str(js), "-q"]
     if limit:
         cmd += ["--limit", str(limit)]
@@ -33,10 +35,9 @@ def run_engine(engine: str, pairs: str, out: Path, seed: int, limit: int | None)
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         return {"engine": engine, "skipped": (stderr.strip().splitlines() or [f"exit {code}"])[-1]}
-    data = json.loads(js.read_text())
-    data["peak_mb"] = usage.ru_maxrss / 1024.0
-    data["wall_s"] = time.perf_counter() - t0
-    return data
+    measured = {"peak_mb": usage.ru_maxrss / 1024.0, "wall_s": time.perf_counter() - t0}
+    extra.write_text(json.dumps(measured))
+    return {**json.loads(js.read_text()), **measured}
 
 
 def fmt(v, d=2) -> str:
@@ -62,13 +63,18 @@ def rows_of(results: list[dict]) -> list[dict]:
     return rows
 
 
+def _inf(v):
+    """Registration errors: null in the JSON means infinite (failed pairs count as infinite error)."""
+    return math.inf if v is None else v
+
+
 def markdown(rows: list[dict], skipped: list[dict]) -> str:
     head = ("| engine | dataset | pairs | SR (%) | NCM | RMSE (px) | reg. err. median (px) | reg. err. p90 (px) | s / pair "
             "| peak MB | SR / SIFT | time / SIFT |")
     out = [head, "|" + "---|" * 12]
     for r in rows:
         out.append(f"| {r['engine']} | {r['dataset']} | {r['pairs']} | {fmt(r['sr'], 1)} | {fmt(r['ncm'], 1)} | {fmt(r['rmse'])} | "
-                   f"{fmt(r['reg_err_median_px'])} | {fmt(r['reg_err_p90_px'])} | {fmt(r['sec_per_pair'])} | {fmt(r['peak_mb'], 0)} | "
+                   f"{fmt(_inf(r['reg_err_median_px']))} | {fmt(_inf(r['reg_err_p90_px']))} | {fmt(r['sec_per_pair'])} | {fmt(r['peak_mb'], 0)} | "
                    f"{fmt(r['sr_vs_sift'], 1) if r['sr_vs_sift'] is not None else 'n/a'} | {fmt(r['time_vs_sift'], 1) if r['time_vs_sift'] is not None else 'n/a'} |")
     for s in skipped:
         out.append(f"\n{s['engine']}: skipped ({s['skipped']})")
@@ -105,13 +111,14 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--reuse", action="store_true", help="reuse engines already measured in --out (same pairs and seed)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for engine in args.engines.split(","):
         print(f"[bench] {engine} ...", flush=True)
-        results.append(run_engine(engine, args.pairs, out, args.seed, args.limit))
+        results.append(run_engine(engine, args.pairs, out, args.seed, args.limit, args.reuse))
     rows = rows_of(results)
     skipped = [r for r in results if "skipped" in r]
     table = markdown(rows, skipped)

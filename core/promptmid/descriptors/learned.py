@@ -79,4 +79,9 @@ class LearnedDescriber:
             return np.zeros((0, self.net.cfg.desc_dim), np.float32)
         dense = self.dense(image)
         kp = torch.as_tensor(np.asarray(keypoints, np.float32), device=self.device)[None]
-        return sample_descriptors(dense, kp, self.net.cfg.out_stride)[0].float().cpu().numpy()
+        learned = sample_descriptors(dense, kp, self.net.cfg.out_stride)[0].float().cpu().numpy()
+        w = self.net.cfg.prior_skip if uses_prior(self.net.cfg) else 0.0
+        if w <= 0:
+            return learned
+        prior = _CLASSICAL.describe(image, np.asarray(keypoints, np.float32))  # exact, not the stride-4 grid
+        return np.hstack([np.sqrt(w) * prior, np.sqrt(1 - w) * learned]).astype(np.float32)

@@ -21,18 +21,21 @@ class SiftDescriber:
 
     def __init__(self, max_keypoints: int = 4000) -> None:
         self.sift = cv2.SIFT_create(nfeatures=max_keypoints)
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cache: list[tuple[PreparedImage, np.ndarray, np.ndarray]] = []
 
     def _run(self, image: PreparedImage) -> tuple[np.ndarray, np.ndarray]:
-        key = id(image)
-        if key not in self._cache:
-            self._cache.clear()  # one image at a time: detect() then describe() on the same image
-            img8 = (np.clip(image.gray, 0, 1) * 255).astype(np.uint8)
-            kps, desc = self.sift.detectAndCompute(img8, image.valid.astype(np.uint8))
-            pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
-            desc = desc if desc is not None else np.zeros((0, 128), np.float32)
-            self._cache[key] = (pts, l2_normalize(np.sqrt(np.maximum(desc, 0))))  # RootSIFT
-        return self._cache[key]
+        # detect() and describe() must share one computation per image: SIFT's keep-the-best-N step breaks
+        # ties nondeterministically. The cache holds the image itself (not its id(), which Python reuses
+        # once an object is freed) and the last two images, i.e. one pair.
+        for cached, pts, desc in self._cache:
+            if cached is image:
+                return pts, desc
+        img8 = (np.clip(image.gray, 0, 1) * 255).astype(np.uint8)
+        kps, desc = self.sift.detectAndCompute(img8, image.valid.astype(np.uint8))
+        pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
+        desc = l2_normalize(np.sqrt(np.maximum(desc, 0))) if desc is not None else np.zeros((0, 128), np.float32)  # RootSIFT
+        self._cache = (self._cache + [(image, pts, desc)])[-2:]
+        return pts, desc
 
     def detect(self, image: PreparedImage) -> np.ndarray:
         return self._run(image)[0]

@@ -47,7 +47,10 @@ class ModelConfig:
     classical_prior: bool = True
     prior_stride: int = 4
     prior_channels: int = 216
-    prior_logit: float = 1.5  # initial MSAA logit of the prior scale (others 0): training starts near classical
+    prior_logit: float = 1.5  # initial MSAA logit of the prior scale (others 0)
+    # Skip connection of the frozen prior to the output: final descriptor [sqrt(w) classical, sqrt(1-w) learned],
+    # i.e. similarity = w cos(classical) + (1 - w) cos(learned). 0 = learned only. Chosen on the validation split.
+    prior_skip: float = 0.0
     film_dim: int = 16
     lite_group_norm: int = 8  # GroupNorm groups in the lite CNNs (0 = none)
     vgg_layers: list = field(default_factory=lambda: list(VGG19_LAYERS))  # full profile (tests shrink it)

@@ -15,10 +15,14 @@ def write_model_card(path: str, cfg: Stage2Config, state: TrainState, model_json
     val = state.validation or {}
     text = f"""# PromptMID-lite descriptor (shipped default)
 
-Compact PromptMID variant for CPU: PC-FAST keypoints; SAR and optical branches are small VGG-style CNNs
-(GroupNorm) on [image, phase-congruency max moment]; land-use prompt as a learned FiLM embedding;
-MSAA + CBAM aggregation; 128-D L2-normalised descriptors. Trained with InfoNCE (stage 2 only: no
-diffusion model in this profile).
+Compact PromptMID variant for CPU. PC-FAST keypoints. SAR and optical branches: small VGG-style CNNs
+(GroupNorm) on [image, phase-congruency max moment, 6 log-Gabor orientation shares]; land-use prompt as
+a learned FiLM embedding on the SAR branch. MSAA aggregates the CNN scales plus a frozen,
+modality-invariant scale (the classical phase-congruency histogram descriptor, dense at stride 4: the
+role frozen foundation features play in the full model), then CBAM, 128-D L2-normalised output. A
+fixed skip connection carries the frozen prior to the output with weight `prior_skip` (similarity =
+w cos(classical) + (1 - w) cos(learned)), chosen on the validation split after training. Trained with
+InfoNCE (stage 2 only: no diffusion model in this profile), negatives closer than 8 px excluded.
 
 ## Data
 - Trained on `{cfg.pairs_dir}`: {n_train} pairs (the `train/` split of the shared optical-SAR set:

@@ -19,7 +19,7 @@ from ..config import EngineConfig
 from ..descriptors.learned import LearnedDescriber, branch_input, branch_prior, sample_descriptors
 from ..evaluation.protocol import ProtocolConfig, evaluate_pair
 from ..models.checkpoint import save_checkpoint
-from ..models.network import PromptMIDNet
+from ..models.network import PromptMIDNet, uses_prior
 from ..models.prompts import land_use_index
 from ..progress import Progress
 from .data import AugmentConfig, CachedPair, Sample, load_pairs, make_sample, split_pairs, write_split
@@ -37,6 +37,9 @@ class Stage2Config:
     weight_decay: float = 0.01  # paper
     temperature: float = 0.07
     neg_radius_px: float = 8.0  # points closer than this (SAR crop pixels) are not negatives of each other
+    # Lite models with the classical prior: the weight of the prior's skip connection is chosen among these
+    # on the validation split after training (best SR, then lowest median registration error).
+    prior_skip_candidates: tuple = (0.0, 0.5, 0.7, 0.85)
     val_fraction: float = 0.1  # held out from pairs_dir by id hash (never the test split)
     val_limit: int = 16
     checkpoint_every: int = 500
@@ -90,6 +93,19 @@ def validate(net: PromptMIDNet, pairs_dir: str, ids: list[str], engine_cfg: Engi
     return {"pairs": len(res), "sr": 100.0 * np.mean([r.success for r in res]),
             "ncm": float(np.mean([r.ncm for r in res if r.success])) if any(r.success for r in res) else 0.0,
             "reg_err_median_px": float(np.median(errs)) if np.isfinite(np.median(errs)) else None}
+
+
+def select_prior_skip(net: PromptMIDNet, cfg: Stage2Config, val_ids: list[str], engine_cfg: EngineConfig,
+                      log: Callable[[str], None]) -> dict:
+    """Set ``net.cfg.prior_skip`` to the candidate with the best validation SR (ties: median error)."""
+    scores = {}
+    for w in cfg.prior_skip_candidates:
+        net.cfg.prior_skip = float(w)
+        scores[w] = validate(net, cfg.pairs_dir, val_ids, engine_cfg, cfg.device)
+        log(f"prior_skip {w}: {json.dumps(scores[w])}")
+    best = max(scores, key=lambda w: (scores[w]["sr"], -(scores[w]["reg_err_median_px"] or float("inf"))))
+    net.cfg.prior_skip = float(best)
+    return {**scores[best], "prior_skip": float(best), "prior_skip_candidates": {str(k): v for k, v in scores.items()}}
 
 
 def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[EngineConfig] = None,
@@ -161,7 +177,11 @@ def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[Engi
         if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
             checkpoint()
     progress.report(0.95, "validation")
-    state.validation = validate(net, cfg.pairs_dir, val_ids[: cfg.val_limit], engine_cfg, cfg.device)
+    val = val_ids[: cfg.val_limit]
+    if uses_prior(net.cfg) and val and cfg.prior_skip_candidates:
+        state.validation = select_prior_skip(net, cfg, val, engine_cfg, log)
+    else:
+        state.validation = validate(net, cfg.pairs_dir, val, engine_cfg, cfg.device)
     log(f"validation: {json.dumps(state.validation)}")
     checkpoint(final=True)
     if os.path.isfile(state_path):

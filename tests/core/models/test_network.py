@@ -165,3 +165,21 @@ def test_stage2_trains_heads_only_with_the_full_model(tiny_dir):
     assert trainable and not any(n.startswith(("sar.diffusion.", "optical.dino.")) for n in trainable)
     assert any(n.startswith("optical.encoder.") for n in trainable)  # the fine VGG learns (paper)
     assert set(net.trainable_state_dict()) >= {k for k in net.state_dict() if k.startswith(("sar.head.", "optical.head."))}
+
+
+def test_prior_skip_mixes_classical_and_learned_similarities():
+    from promptmid.descriptors.classical import ClassicalDescriber
+
+    torch.manual_seed(0)
+    opt, sar = _images()
+    kp = np.array([[20.0, 30.0], [50.0, 60.0], [40.0, 44.0]])
+    net = PromptMIDNet(ModelConfig(out_stride=4, prior_skip=0.0)).eval()
+    learned_o, learned_s = LearnedDescriber(net, "x").describe(opt, kp), LearnedDescriber(net, "x").describe(sar, kp)
+    net.cfg.prior_skip = 0.85
+    d = LearnedDescriber(net, "x")
+    mo, ms = d.describe(opt, kp), d.describe(sar, kp)
+    assert mo.shape == (3, 216 + 128)
+    np.testing.assert_allclose(np.linalg.norm(mo, axis=1), 1.0, rtol=1e-5)
+    c = ClassicalDescriber()
+    expected = 0.85 * c.describe(opt, kp) @ c.describe(sar, kp).T + 0.15 * learned_o @ learned_s.T
+    np.testing.assert_allclose(mo @ ms.T, expected, atol=1e-5)
