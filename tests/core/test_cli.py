@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
-from conftest import textured
+from rasters import textured
 
 from promptmid.cli import main
 

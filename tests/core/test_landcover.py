@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import textured
+from rasters import textured
 
 from promptmid.errors import InputError
 from promptmid.io.rasters import raster_info, work_grid

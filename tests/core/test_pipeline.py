@@ -3,7 +3,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import textured, write_raster
+from rasters import textured, write_raster
 from osgeo import gdal, ogr
 
 from promptmid.config import EngineConfig, OutputConfig
@@ -51,7 +51,7 @@ def test_demo_registers_real_sar_onto_optical(data_root, tmp_path):
     assert ds.GetLayerByName("tie_points").GetFeatureCount() == r.n_gcps
     assert ds.GetLayerByName("match_vectors").GetFeatureCount() == r.n_gcps
     report = json.load(open(r.outputs["report"]))
-    assert report["n_gcps"] == r.n_gcps and report["engine"] == "classical"
+    assert report["n_gcps"] == r.n_gcps and report["engine"] == "lite"  # the default engine is the shipped model
     out = gdal.Open(r.outputs["warped"])
     assert "World Mercator" in out.GetProjection() or "3395" in out.GetProjection()
 

@@ -20,7 +20,10 @@ SCRIPT = textwrap.dedent('''
     plugins_dir = sys.argv[1]
     sys.path.insert(0, plugins_dir)
     qgis.utils.plugin_paths = [plugins_dir]
+    from qgis.PyQt.QtWidgets import QMainWindow
+    window = QMainWindow()
     qgis.utils.iface = MagicMock()
+    qgis.utils.iface.mainWindow.return_value = window  # QAction needs a real parent widget
     qgis.utils.updateAvailablePlugins()
     assert qgis.utils.loadPlugin("promptmid_qgis"), "loadPlugin failed"
     assert qgis.utils.startPlugin("promptmid_qgis"), "startPlugin failed"

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import textured
+from rasters import textured
 
 from promptmid.config import EngineConfig
 from promptmid.descriptors import Describer, available_engines, get_describer

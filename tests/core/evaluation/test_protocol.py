@@ -4,7 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import write_raster
+from rasters import write_raster
 
 from promptmid.config import EngineConfig
 from promptmid.descriptors.classical import ClassicalDescriber

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import epsg_wkt
+from rasters import epsg_wkt
 from osgeo import ogr
 
 from promptmid.errors import RegistrationError

@@ -1,5 +1,5 @@
 import numpy as np
-from conftest import epsg_wkt, textured
+from rasters import epsg_wkt, textured
 from osgeo import gdal
 
 from promptmid.geometry.gcps import GCPSet

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
-from conftest import textured
+from rasters import textured
 
 from promptmid.errors import InputError
 from promptmid.io.normalize import OpticalNormConfig, SarNormConfig, normalize_sar, optical_to_gray, sar_scale_of

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import textured
+from rasters import textured
 
 from promptmid.errors import InputError
 from promptmid.io.rasters import downsample, raster_info, read_on_grid, read_pixels, work_grid

@@ -1,5 +1,5 @@
 import numpy as np
-from conftest import textured
+from rasters import textured
 
 from promptmid.keypoints import PCFastConfig, PhaseCongruencyConfig, detect_pcfast, phase_congruency
 

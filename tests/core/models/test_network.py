@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import textured
+from rasters import textured
 from tiny_models import make_tiny_model_dir, tiny_full_config
 
 from promptmid.cli import main
