@@ -25,7 +25,7 @@ def test_unreadable_files_give_input_errors(tmp_path):
 
 def test_work_grid_crops_to_overlap_and_caps_size(make_raster):
     opt = raster_info(make_raster(np.zeros((2000, 1000), np.uint8)))
-    # SAR covers the right half of the optical footprint, in another CRS (UTM 33N -> WGS84 geographic).
+    # SAR covers the right half of the optical footprint (same CRS here; a CRS mismatch is tested below).
     sar_gt_utm = (505000.0, 10.0, 0.0, 4500000.0, 0.0, -10.0)
     sar = raster_info(make_raster(np.ones((2000, 500), np.uint8), geotransform=sar_gt_utm))
     grid = work_grid(opt, sar, max_side=512)
@@ -71,3 +71,22 @@ def test_downsample_keeps_only_fully_valid_pixels():
     (small, v), f = downsample(bands, valid, 4)
     assert small.shape == (1, 4, 4) and f == 2.0
     assert not v[0, 0] and v[1:, :].all()
+
+
+def test_crs_mismatch_is_reprojected_onto_the_optical_grid(make_raster, tmp_path):
+    from osgeo import gdal
+
+    img = (textured(200, 200) * 200 + 20).astype(np.uint8)
+    opt_path = make_raster(img)  # UTM 33N
+    sar_path = str(tmp_path / "sar_wgs84.tif")
+    gdal.Warp(sar_path, opt_path, dstSRS="EPSG:4326", resampleAlg="near")  # same ground, geographic CRS
+    opt, sar = raster_info(opt_path), raster_info(sar_path)
+    assert "4326" in sar.crs_wkt or "WGS 84" in sar.crs_wkt
+    grid = work_grid(opt, sar, 512)
+    assert grid.width >= 190 and grid.height >= 190  # the overlap is (almost) the whole optical footprint
+    bands, valid = read_on_grid(sar_path, grid, resampling="near")
+    ref, _ = read_on_grid(opt_path, grid, resampling="near")
+    inner = valid.copy()
+    inner[:10], inner[-10:], inner[:, :10], inner[:, -10:] = False, False, False, False
+    assert inner.mean() > 0.8
+    assert np.mean(bands[0][inner] == ref[0][inner]) > 0.8  # back on the optical grid, pixel for pixel
