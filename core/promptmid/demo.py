@@ -17,7 +17,7 @@ from osgeo import gdal
 
 from .config import EngineConfig, OutputConfig
 from .errors import InputError
-from .geometry.gcps import eval_polynomial, read_points_file
+from .geometry.gcps import eval_polynomial, fit_polynomial, gcps_from_points_file
 from .io.atomic import atomic_path, ensure_writable_dir
 from .io.rasters import raster_info
 from .pipeline import RegistrationResult, register
@@ -75,8 +75,7 @@ def run_demo(data_root: str, out_dir: str, cfg: EngineConfig | None = None, prog
     truth = raster_info(sar).geotransform
     before = grid_error_px(truth, raster_info(bad_sar).geotransform, *_size(sar), from_gcps=False)
     result = register(optical, bad_sar, out_dir, cfg, OutputConfig(), progress)
-    _, rows = read_points_file(result.outputs["points"])
-    coef = np.linalg.lstsq(np.column_stack([np.ones(len(rows)), rows[:, 2], -rows[:, 3]]), rows[:, :2], rcond=None)[0]
+    coef = fit_polynomial(gcps_from_points_file(result.outputs["points"]), 1)
     after = grid_error_px(truth, coef, *_size(sar), from_gcps=True)
     return DemoResult(result, bad_sar, before, after)
 

@@ -63,16 +63,11 @@ def _device(job: dict) -> str:
 
 
 def _train_descriptor(job: dict, progress: Progress) -> dict:
-    from .models.network import ModelConfig, PromptMIDNet
+    from .training.cli_train import stage2_network
     from .training.data import AugmentConfig
     from .training.stage2 import Stage2Config, train_stage2
 
-    if job.get("profile", "lite") == "full":
-        from .models.model_dir import build_full_network
-
-        net = build_full_network(job.get("model_dir"), None, _device(job), with_heads=False)
-    else:
-        net = PromptMIDNet(ModelConfig(profile="lite", out_stride=4))
+    net = stage2_network(job.get("profile", "lite"), job.get("model_dir"), _device(job))
     cfg = Stage2Config(pairs_dir=job["pairs_dir"], out_path=job["out"], steps=int(job.get("steps", 3500)),
                        lr=float(job.get("lr", 3e-3)), seed=int(job.get("seed", 0)), device=_device(job),
                        augment=AugmentConfig(crop=int(job.get("crop", 192))))
@@ -81,14 +76,9 @@ def _train_descriptor(job: dict, progress: Progress) -> dict:
 
 
 def _train_controlnet(job: dict, progress: Progress) -> dict:
-    import torch
+    from .training.stage1 import Stage1Config, stage1_components, train_stage1
 
-    from .models.model_dir import load_sd_components, resolve_model_dir
-    from .training.stage1 import Stage1Config, train_stage1
-
-    root = resolve_model_dir(job.get("model_dir"))
-    out = job.get("out") or os.path.join(root, "controlnet-sar")
-    comps = load_sd_components(root, torch.float32, out)
+    out, comps = stage1_components(job.get("model_dir"), job.get("out"))
     cfg = Stage1Config(pairs_dir=job["pairs_dir"], out_dir=out, steps=int(job.get("steps", 1000)),
                        resolution=int(job.get("resolution", 512)), device=_device(job))
     state = train_stage1(comps, cfg, progress=progress)

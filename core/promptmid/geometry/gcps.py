@@ -135,6 +135,12 @@ def read_points_file(path: str) -> tuple[str, np.ndarray]:
     return wkt, np.array(rows, float).reshape(-1, 7)
 
 
+def gcps_from_points_file(path: str) -> GCPSet:
+    """GCPs back from a .points file written with ``source="pixel"`` (sourceY is minus the line)."""
+    wkt, rows = read_points_file(path)
+    return GCPSet(rows[:, 2], -rows[:, 3], rows[:, 0], rows[:, 1], np.ones(len(rows)), wkt)
+
+
 def write_tiepoints_gpkg(path: str, gcps: GCPSet, residual_px: np.ndarray, residual_map: np.ndarray,
                          sar_map_x: np.ndarray | None, sar_map_y: np.ndarray | None) -> None:
     """GeoPackage with layer ``tie_points`` (GCP targets + residuals) and, when the SAR was georeferenced,

@@ -4,30 +4,36 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Optional
 
 from ..config import EngineConfig
 from ..progress import Progress
 from .data import AugmentConfig
 
 
-def run_train(args: argparse.Namespace, progress: Progress) -> int:
+def stage2_network(profile: str, model_dir: Optional[str], device: str):
+    """The untrained network stage 2 starts from: the full model from the model directory (its config
+    follows the weights there), or a fresh lite model."""
+    if profile == "full":
+        from ..models.model_dir import build_full_network
+
+        return build_full_network(model_dir, None, device, with_heads=False)
     from ..models.network import ModelConfig, PromptMIDNet
+
+    return PromptMIDNet(ModelConfig(profile="lite", out_stride=4))
+
+
+def run_train(args: argparse.Namespace, progress: Progress) -> int:
+    from ..descriptors.registry import resolve_device
     from .model_card import write_model_card
     from .stage2 import Stage2Config, train_stage2
-
-    from ..descriptors.registry import resolve_device
 
     args.device = resolve_device(args.device)
     if args.stage != "descriptor":
         from .stage1 import run_stage1_cli
 
         return run_stage1_cli(args, progress)
-    if args.profile == "full":
-        from ..models.model_dir import build_full_network
-
-        net = build_full_network(args.model_dir, None, args.device, with_heads=False)  # config follows the weights
-    else:
-        net = PromptMIDNet(ModelConfig(profile="lite", out_stride=4))
+    net = stage2_network(args.profile, args.model_dir, args.device)
     cfg = Stage2Config(pairs_dir=args.pairs_dir, out_path=args.out, steps=args.steps, batch=args.batch, lr=args.lr,
                        seed=args.seed, device=args.device, augment=AugmentConfig(crop=args.crop))
     state = train_stage2(net, cfg, EngineConfig(), progress, resume=not args.no_resume,

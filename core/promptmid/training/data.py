@@ -157,8 +157,3 @@ def make_sample(pair: CachedPair, rng: np.random.Generator, cfg: AugmentConfig,
     if ok.sum() < 32:
         return None
     return Sample(sar, optical, pts[ok].astype(np.float32), opt_pts[ok].astype(np.float32), pair.sar.land_use)
-
-
-def write_split(path: str, train: list[str], val: list[str]) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        json.dump({"train": train, "validation": val}, fh, indent=1)

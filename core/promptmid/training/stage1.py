@@ -147,17 +147,22 @@ def train_stage1(components: dict, cfg: Stage1Config, engine_cfg: Optional[Engin
     return state
 
 
-def run_stage1_cli(args: argparse.Namespace, progress: Progress) -> int:
+def stage1_components(model_dir: Optional[str], out: Optional[str]) -> tuple[str, dict]:
+    """(ControlNet output folder, SD 1.5 components + ControlNet) for stage 1; a clear error without SD."""
     from ..errors import ModelMissingError
     from ..models.model_dir import check_model_dir, load_sd_components, resolve_model_dir
 
-    root = resolve_model_dir(args.model_dir)
+    root = resolve_model_dir(model_dir)
     sd = next(s for s in check_model_dir(root) if s.component.key == "stable_diffusion")
     if not sd.present:
         raise ModelMissingError(f"Stage 1 needs Stable Diffusion 1.5 at {sd.path} ({sd.problem}).")
-    out = args.out or os.path.join(root, "controlnet-sar")
-    dtype = torch.float32  # training in fp32 (CPU, and stable on GPU without a grad scaler)
-    comps = load_sd_components(root, dtype, out)
+    out = out or os.path.join(root, "controlnet-sar")
+    # Training in fp32 (CPU, and stable on GPU without a grad scaler); resumes from `out` if it holds a ControlNet.
+    return out, load_sd_components(root, torch.float32, out)
+
+
+def run_stage1_cli(args: argparse.Namespace, progress: Progress) -> int:
+    out, comps = stage1_components(args.model_dir, args.out)
     cfg = Stage1Config(pairs_dir=args.pairs_dir, out_dir=out, steps=args.steps, batch=args.batch, lr=args.lr,
                        resolution=args.resolution, seed=args.seed, device=args.device)
     state = train_stage1(comps, cfg, progress=progress, resume=not args.no_resume, log=lambda m: None)

@@ -22,7 +22,7 @@ from ..models.checkpoint import save_checkpoint
 from ..models.network import PromptMIDNet, uses_prior
 from ..models.prompts import land_use_index
 from ..progress import Progress
-from .data import AugmentConfig, CachedPair, Sample, load_pairs, make_sample, split_pairs, write_split
+from .data import AugmentConfig, CachedPair, Sample, load_pairs, make_sample, split_pairs
 from .losses import info_nce
 
 
