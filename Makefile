@@ -5,7 +5,7 @@ DATA ?= ../shared/data/optical-sar
 OUT ?= out
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install demo test bench clean train-default package screenshots
+.PHONY: install demo test bench peers clean train-default package screenshots
 
 install:
 	bash scripts/install.sh
@@ -16,7 +16,11 @@ demo:
 test:
 	$(PY) -m pytest -q tests
 
-bench:
+# Benchmark peers (AROSICS) live in their own venv, .venv-peers; see requirements-peers.txt.
+peers:
+	bash scripts/install_peers.sh
+
+bench: peers
 	$(PY) scripts/bench.py $(DATA)/test --out bench/results
 
 clean:

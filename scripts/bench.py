@@ -12,29 +12,48 @@ import csv
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 METRICS = ("sr", "ncm", "rmse", "reg_err_median_px", "reg_err_p90_px", "sec_per_pair")
 
 
+PEERS_PY = REPO / ".venv-peers" / "bin" / "python"
+PEERS = {"arosics-global": "global", "arosics-local": "local"}  # engine name -> scripts/peers/arosics_peer.py --mode
+
+
+def engine_command(engine: str, pairs: str, js: Path, seed: int) -> list[str] | str:
+    """The command that evaluates one engine or peer, or the reason it cannot run here."""
+    if engine in PEERS:
+        if not PEERS_PY.is_file():
+            return "peers environment missing: run `make peers`"
+        return [str(PEERS_PY), str(REPO / "scripts" / "peers" / "arosics_peer.py"), pairs, "--mode", PEERS[engine],
+                "--seed", str(seed), "--json", str(js)]
+    return [sys.executable, "-m", "promptmid.cli", "evaluate", pairs, "--engine", engine, "--seed", str(seed), "--json", str(js), "-q"]
+
+
 def run_engine(engine: str, pairs: str, out: Path, seed: int, limit: int | None, reuse: bool = False) -> dict:
     js, extra = out / f"{engine}.json", out / f"{engine}.bench.json"
     if reuse and js.is_file() and extra.is_file():
         return {**json.loads(js.read_text()), **json.loads(extra.read_text())}
-    cmd = [sys.executable, "-m", "promptmid.cli", "evaluate", pairs, "--engine", engine, "--seed", str(seed), "--json", str(js), "-q"]
+    cmd = engine_command(engine, pairs, js, seed)
+    if isinstance(cmd, str):
+        return {"engine": engine, "skipped": cmd}
     if limit:
         cmd += ["--limit", str(limit)]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    stdout, stderr = proc.stdout.read(), proc.stderr.read()
+    log = out / f"{engine}.log"  # a file, not a pipe: a chatty peer cannot fill a pipe and stall wait4
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
-        return {"engine": engine, "skipped": (stderr.strip().splitlines() or [f"exit {code}"])[-1]}
+        return {"engine": engine, "skipped": (log.read_text().strip().splitlines() or [f"exit {code}"])[-1]}
     measured = {"peak_mb": usage.ru_maxrss / 1024.0, "wall_s": time.perf_counter() - t0}
     extra.write_text(json.dumps(measured))
     return {**json.loads(js.read_text()), **measured}
@@ -68,7 +87,20 @@ def _inf(v):
     return math.inf if v is None else v
 
 
-def markdown(rows: list[dict], skipped: list[dict]) -> str:
+def failure_notes(results: list[dict]) -> list[str]:
+    """Per engine, why pairs failed outright (the harness records each pair's error message)."""
+    notes = []
+    for r in results:
+        errors = [p["error"] for p in r.get("pairs", []) if p.get("error")]
+        if errors:
+            # Group by message with the numbers taken out ("3 of 81 grid points" -> "# of # grid points").
+            kinds = Counter(re.sub(r"\d+(\.\d+)?", "#", e)[:110] for e in errors)
+            top = "; ".join(f"{k} ({n})" for k, n in kinds.most_common(3))
+            notes.append(f"{r['engine']}: {len(errors)} of {len(r['pairs'])} pairs gave no transform: {top}")
+    return notes
+
+
+def markdown(rows: list[dict], skipped: list[dict], notes: list[str] = ()) -> str:
     head = ("| engine | dataset | pairs | SR (%) | NCM | RMSE (px) | reg. err. median (px) | reg. err. p90 (px) | s / pair "
             "| peak MB | SR / SIFT | time / SIFT |")
     out = [head, "|" + "---|" * 12]
@@ -78,6 +110,8 @@ def markdown(rows: list[dict], skipped: list[dict]) -> str:
                    f"{fmt(r['sr_vs_sift'], 1) if r['sr_vs_sift'] is not None else 'n/a'} | {fmt(r['time_vs_sift'], 1) if r['time_vs_sift'] is not None else 'n/a'} |")
     for s in skipped:
         out.append(f"\n{s['engine']}: skipped ({s['skipped']})")
+    for n in notes:
+        out.append(f"\n{n}")
     return "\n".join(out)
 
 
@@ -107,7 +141,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("pairs")
-    ap.add_argument("--engines", default="sift,classical,default,promptmid")
+    ap.add_argument("--engines", default="sift,arosics-global,arosics-local,classical,default,promptmid")
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None)
@@ -121,7 +155,7 @@ def main() -> int:
         results.append(run_engine(engine, args.pairs, out, args.seed, args.limit, args.reuse))
     rows = rows_of(results)
     skipped = [r for r in results if "skipped" in r]
-    table = markdown(rows, skipped)
+    table = markdown(rows, skipped, failure_notes([r for r in results if 'skipped' not in r]))
     (out / "bench.md").write_text(table + "\n")
     with open(out / "bench.csv", "w", newline="") as fh:
         wr = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["engine"])

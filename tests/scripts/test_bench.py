@@ -18,3 +18,16 @@ def test_bench_runs_engines_in_one_table_with_ratios(data_root, tmp_path):
     sift_all = next(r for r in rows if r["engine"] == "sift" and r["dataset"] == "all")
     assert float(sift_all["peak_mb"]) > 50 and (sift_all["sr_vs_sift"] in ("", "1.0") or float(sift_all["sr_vs_sift"]) == 1.0)
     assert (out / "bench.png").stat().st_size > 1000
+
+
+def test_peers_run_through_the_harness_or_say_how_to_get_them(data_root, tmp_path):
+    """AROSICS lives in .venv-peers (`make peers`); without it the bench reports the step, never crashes."""
+    out = tmp_path / "results"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), str(data_root / "test"), "--engines",
+                           "arosics-global", "--limit", "1", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    table = (out / "bench.md").read_text()
+    if (REPO / ".venv-peers" / "bin" / "python").is_file():
+        assert "| arosics-global | all | 1 |" in table
+    else:
+        assert "arosics-global: skipped (peers environment missing: run `make peers`)" in table

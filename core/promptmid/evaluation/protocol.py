@@ -15,7 +15,7 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol
 
 import cv2
 import numpy as np
@@ -26,7 +26,7 @@ from ..errors import InputError, PromptMIDError
 from ..geometry.fit import apply_h
 from ..io.rasters import downsample, raster_info, read_pixels
 from ..progress import Progress
-from ..registration import prepare_and_match
+from ..registration import PairMatch, prepare_and_match
 
 
 @dataclass
@@ -119,7 +119,39 @@ def pair_land_use(pair_dir: str) -> Optional[str]:
     return None
 
 
-def evaluate_pair(pair_dir: str, describer: Describer, cfg: EngineConfig, pcfg: ProtocolConfig, rng: np.random.Generator) -> PairResult:
+class PairMatcher(Protocol):
+    """Anything the harness can score: native-pixel arrays in, matches + fitted SAR->optical transform out.
+
+    ``min_inliers`` is the support below which its transform is not trusted (a global shift estimator
+    such as AROSICS's COREG has one "match" by construction). Peers outside the engine implement this."""
+
+    name: str
+    min_inliers: int
+
+    def __call__(self, optical: np.ndarray, optical_valid: np.ndarray, sar: np.ndarray, sar_valid: np.ndarray,
+                 sar_dtype: str, cfg: EngineConfig) -> PairMatch: ...
+
+
+class DescriberMatcher:
+    """The engine's own path: the file pipeline's work-grid downsampling, then :func:`prepare_and_match`."""
+
+    def __init__(self, describer: Describer, cfg: EngineConfig) -> None:
+        self.describer, self.name, self.min_inliers = describer, describer.name, cfg.fit.min_inliers
+
+    def __call__(self, optical, optical_valid, sar, sar_valid, sar_dtype, cfg):
+        (opt_d, opt_d_valid), f_opt = downsample(optical, optical_valid, cfg.max_side)
+        (sar_d, sar_d_valid), f_sar = downsample(sar, sar_valid, cfg.max_side)
+        pm = prepare_and_match(opt_d, opt_d_valid, sar_d, sar_d_valid, sar_dtype, self.describer, cfg)
+        return pm.rescaled(f_opt, f_sar)  # points back in native pixels
+
+
+def as_matcher(m: "Describer | PairMatcher", cfg: EngineConfig) -> PairMatcher:
+    return m if hasattr(m, "min_inliers") else DescriberMatcher(m, cfg)  # type: ignore[arg-type]
+
+
+def evaluate_pair(pair_dir: str, matcher: "Describer | PairMatcher", cfg: EngineConfig, pcfg: ProtocolConfig,
+                  rng: np.random.Generator) -> PairResult:
+    matcher = as_matcher(matcher, cfg)
     pair_id = os.path.basename(os.path.normpath(pair_dir))
     opt, opt_valid, _ = read_pixels(os.path.join(pair_dir, "optical.tif"))
     sar_path = os.path.join(pair_dir, "sar.tif")
@@ -130,11 +162,7 @@ def evaluate_pair(pair_dir: str, describer: Describer, cfg: EngineConfig, pcfg: 
     t0 = time.perf_counter()
     error = ""
     try:
-        # Same work-grid downsampling as the file pipeline; points are scaled back to native pixels.
-        (opt_w, opt_w_valid), f_opt = downsample(opt_w, opt_w_valid, cfg.max_side)
-        (sar_d, sar_d_valid), f_sar = downsample(sar, sar_valid, cfg.max_side)
-        pm = prepare_and_match(opt_w, opt_w_valid, sar_d, sar_d_valid, raster_info(sar_path).dtype, describer, pair_cfg)
-        pm = pm.rescaled(f_opt, f_sar)
+        pm: Optional[PairMatch] = matcher(opt_w, opt_w_valid, sar, sar_valid, raster_info(sar_path).dtype, pair_cfg)
     except PromptMIDError as exc:  # e.g. a constant image: counts as a failed pair, not a crashed run
         pm, error = None, str(exc)
     seconds = time.perf_counter() - t0
@@ -147,7 +175,7 @@ def evaluate_pair(pair_dir: str, describer: Describer, cfg: EngineConfig, pcfg: 
     success = ncm >= pcfg.success_ncm
     rmse = float(np.sqrt(np.mean(err[correct] ** 2))) if success else pcfg.failed_rmse
     reg_err = math.inf
-    if pm.fit is not None and pm.n_inliers >= cfg.fit.min_inliers:
+    if pm.fit is not None and pm.n_inliers >= matcher.min_inliers:
         grid = check_grid(sar.shape[2], sar.shape[1], pcfg.check_grid)
         reg_err = float(np.sqrt(np.mean(np.sum((apply_h(pm.fit.matrix, grid) - apply_h(h_gt, grid)) ** 2, axis=1))))
     return PairResult(pair_id, dataset_of(pair_id), angle, scale, len(pm.matches), pm.n_inliers, ncm, success, rmse, reg_err, seconds)
@@ -172,7 +200,7 @@ def summarize(engine: str, dataset: str, results: list[PairResult]) -> Summary:
 
 def evaluate_folder(
     pairs_dir: str,
-    describer: Describer,
+    matcher: "Describer | PairMatcher",
     cfg: EngineConfig,
     pcfg: ProtocolConfig | None = None,
     limit: Optional[int] = None,
@@ -186,18 +214,19 @@ def evaluate_folder(
     """
     pcfg = pcfg or ProtocolConfig()
     progress = progress or Progress()
+    matcher = as_matcher(matcher, cfg)
     ids = list_pairs(pairs_dir)[:limit]
     results: list[PairResult] = []
     for i, pid in enumerate(ids):
         progress.report(i / len(ids), pid)
         rng = np.random.default_rng([pcfg.seed, i])
-        r = evaluate_pair(os.path.join(pairs_dir, pid), describer, cfg, pcfg, rng)
+        r = evaluate_pair(os.path.join(pairs_dir, pid), matcher, cfg, pcfg, rng)
         results.append(r)
         if log is not None:
             log(r)
     progress.report(1.0, "done")
-    out = {ds: summarize(describer.name, ds, [r for r in results if r.dataset == ds]) for ds in sorted({r.dataset for r in results})}
-    out["all"] = summarize(describer.name, "all", results)
+    out = {ds: summarize(matcher.name, ds, [r for r in results if r.dataset == ds]) for ds in sorted({r.dataset for r in results})}
+    out["all"] = summarize(matcher.name, "all", results)
     return out
 
 
