@@ -22,6 +22,7 @@ peers:
 
 bench: peers
 	$(PY) scripts/bench.py $(DATA)/test --out bench/results
+	$(PY) scripts/bench_large.py $(DATA)/test --out bench/results
 
 clean:
 	rm -rf $(OUT) .pytest_cache build dist

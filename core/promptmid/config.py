@@ -18,6 +18,21 @@ WARP_TRANSFORMS = ("affine", "poly2", "tps")
 
 
 @dataclass
+class TilingConfig:
+    """Large scenes: full-resolution tiles around the coarse solution (see tiling.py)."""
+
+    mode: str = "auto"  # auto: tile when the work grid is coarser than the fine grid by > auto_factor; on | off
+    auto_factor: float = 2.0
+    tile: int = 512  # tile side on the fine grid, pixels (what one small pair is matched at)
+    fine_factor: float = 1.0  # fine grid pixel = optical pixel times this (>1 matches slightly coarser, faster)
+    max_tiles: int = 30  # tiles matched at most, spread evenly over the overlap (time scales with it)
+    min_valid_fraction: float = 0.5  # skip windows mostly outside either raster (or nodata)
+    min_tile_inliers: int = 8
+    merge_threshold_px: float = 4.0  # fine-grid px: tile GCPs further than this from the merged affine are dropped
+    cache_mb: int = 256  # GDAL block cache while tiling (bounds memory on huge inputs)
+
+
+@dataclass
 class EngineConfig:
     engine: str = "default"  # see descriptors.registry: default (= lite, shipped), lite, promptmid, classical
     model_dir: Optional[str] = None  # foundation weights for the full engine ($PROMPTMID_MODEL_DIR if None)
@@ -36,6 +51,7 @@ class EngineConfig:
     matching: MatchConfig = field(default_factory=MatchConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     refine: RefineConfig = field(default_factory=RefineConfig)
+    tiling: TilingConfig = field(default_factory=TilingConfig)
 
 
 @dataclass

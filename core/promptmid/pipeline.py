@@ -27,6 +27,7 @@ from .io.atomic import atomic_path, ensure_writable_dir
 from .io.rasters import Grid, RasterInfo, raster_info, read_on_grid, read_pixels, transform_points, work_grid
 from .progress import Progress
 from .registration import PairMatch, prepare_and_match
+from .tiling import fine_grid, refine_tiled, wants_tiling
 
 
 @dataclass
@@ -43,9 +44,12 @@ class RegistrationResult:
     seconds: float
     crs_wkt: str
     outputs: dict[str, str] = field(default_factory=dict)  # kind -> path: warped, points, tiepoints, report
+    tiles_tried: int = 0  # large scenes: full-resolution tiles matched around the coarse solution
+    tiles_used: int = 0
 
     def summary(self) -> str:
-        return (f"{self.n_inliers} inliers of {self.n_matches} matches, {self.n_gcps} GCPs, "
+        tiles = f", {self.tiles_used}/{self.tiles_tried} tiles" if self.tiles_tried else ""
+        return (f"{self.n_inliers} inliers of {self.n_matches} matches{tiles}, {self.n_gcps} GCPs, "
                 f"RMSE {self.rmse_px:.2f} px ({self.rmse_map:.2f} map units), {self.transform}, {self.seconds:.1f} s")
 
 
@@ -125,7 +129,7 @@ def register(
         raise InputError(f"{os.path.basename(sar.path)} has only nodata where it overlaps the optical raster.")
     progress.report(0.1, "loading descriptor")
     describer = describer or get_describer(cfg.engine, model_dir=cfg.model_dir, weights=cfg.weights, device=cfg.device)
-    pm = prepare_and_match(opt_bands, opt_valid, sar_bands, sar_valid, sar.dtype, describer, cfg, progress.sub(0.1, 0.8))
+    pm = prepare_and_match(opt_bands, opt_valid, sar_bands, sar_valid, sar.dtype, describer, cfg, progress.sub(0.1, 0.45))
     if pm.n_inliers < cfg.fit.min_inliers:
         raise RegistrationError(
             f"Only {pm.n_inliers} reliable tie points (of {len(pm.matches)} matches); at least {cfg.fit.min_inliers} "
@@ -133,6 +137,14 @@ def register(
             "with fewer parameters."
         )
     gcps = _gcps_from_matches(pm, optical, sar, grid, sar_factor)
+    n_matches, n_inliers, tiles = len(pm.matches), pm.n_inliers, None
+    fine = fine_grid(optical, sar, cfg.tiling)
+    if wants_tiling(grid, fine, cfg.tiling):
+        tiles = refine_tiled(optical, sar, gcps, fine, describer, cfg, cfg.tiling, progress.sub(0.45, 0.8))
+        if len(tiles.gcps) >= cfg.fit.min_inliers:
+            gcps, n_matches, n_inliers = tiles.gcps, tiles.n_matches, len(tiles.gcps)
+        else:  # keep the coarse solution: better a coarse registration than none
+            progress.report(0.8, f"only {len(tiles.gcps)} tile GCPs: keeping the coarse solution")
     gcps = spread_subset(gcps, out_cfg.max_gcps)
     dx, dy, res_map = polynomial_residuals(gcps, out_cfg.transform)
     res_px = np.hypot(dx, dy)
@@ -157,9 +169,10 @@ def register(
         result = RegistrationResult(
             engine=describer.name, transform=out_cfg.transform,
             n_keypoints_optical=len(pm.kp_optical), n_keypoints_sar=len(pm.kp_sar),
-            n_matches=len(pm.matches), n_inliers=pm.n_inliers, n_gcps=len(gcps),
+            n_matches=n_matches, n_inliers=n_inliers, n_gcps=len(gcps),
             rmse_px=float(np.sqrt(np.mean(res_px ** 2))), rmse_map=float(np.sqrt(np.mean(res_map ** 2))),
             seconds=time.perf_counter() - t_start, crs_wkt=optical.crs_wkt, outputs=paths,
+            tiles_tried=tiles.tiles_tried if tiles else 0, tiles_used=tiles.tiles_used if tiles else 0,
         )
         with atomic_path(paths["report"]) as tmp:
             with open(tmp, "w", encoding="utf-8") as fh:

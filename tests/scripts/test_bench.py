@@ -1,4 +1,5 @@
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,14 @@ def test_peers_run_through_the_harness_or_say_how_to_get_them(data_root, tmp_pat
         assert "| arosics-global | all | 1 |" in table
     else:
         assert "arosics-global: skipped (peers environment missing: run `make peers`)" in table
+
+
+def test_large_scene_bench_reports_time_memory_and_error(data_root, tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_large.py"), str(data_root / "test"), "--n", "2",
+                           "--tile", "512", "--engine", "classical", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "res")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((tmp_path / "res" / "large_scene.json").read_text())
+    assert res["size_px"] == 1024 and res["peak_mb"] > 50 and res["wall_s"] > 0
+    assert res["err_median_px"] < res["err_before_median_px"] / 5  # real pairs: floored by S1's own misalignment
+    assert "| 1024 x 1024 | classical (affine) |" in (tmp_path / "res" / "large_scene.md").read_text()

@@ -41,13 +41,13 @@ class RasterInfo:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        """(xmin, ymin, xmax, ymax) in the raster's CRS; north-up rasters only."""
+        """(xmin, ymin, xmax, ymax) in the raster's CRS (over all four corners: rotated grids too)."""
         gt = self.geotransform
         if gt is None:
             raise InputError(f"{os.path.basename(self.path)} has no georeference.")
-        xs = [gt[0], gt[0] + self.width * gt[1] + self.height * gt[2]]
-        ys = [gt[3], gt[3] + self.width * gt[4] + self.height * gt[5]]
-        return min(xs), min(ys), max(xs), max(ys)
+        cols, rows = np.array([0, self.width, 0, self.width]), np.array([0, 0, self.height, self.height])
+        xs, ys = gt[0] + cols * gt[1] + rows * gt[2], gt[3] + cols * gt[4] + rows * gt[5]
+        return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
 
 
 @dataclass(frozen=True)
@@ -178,13 +178,29 @@ def read_on_grid(
     """
     ds = open_raster(path)
     band_list = list(bands) if bands is not None else list(range(1, ds.RasterCount + 1))
+    try:
+        # Band selection through a VRT: GDAL 3.6's Warp has no srcBands option.
+        src = gdal.Translate("", ds, format="VRT", bandList=band_list) if band_list != list(range(1, ds.RasterCount + 1)) else ds
+    except RuntimeError as exc:
+        raise InputError(f"{os.path.basename(path)}: bands {band_list} cannot be read ({str(exc).strip()}).") from None
+    return warp_onto_grid(src, grid, os.path.basename(path), resampling)
+
+
+def warp_onto_grid(
+    src: gdal.Dataset,
+    grid: Grid,
+    name: str,
+    resampling: str = "average",
+    polynomial_order: Optional[int] = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_on_grid` for an open dataset, e.g. a VRT carrying GCPs (``polynomial_order`` then picks
+    GDAL's GCP transformer). Only the source blocks (or overview level) the grid needs are read."""
     xmin = grid.geotransform[0]
     ymax = grid.geotransform[3]
     xmax = xmin + grid.width * grid.geotransform[1]
     ymin = ymax + grid.height * grid.geotransform[5]
+    extra = {"polynomialOrder": polynomial_order} if polynomial_order else {}
     try:
-        # Band selection through a VRT: GDAL 3.6's Warp has no srcBands option.
-        src = gdal.Translate("", ds, format="VRT", bandList=band_list) if band_list != list(range(1, ds.RasterCount + 1)) else ds
         out = gdal.Warp(
             "",
             src,
@@ -198,9 +214,10 @@ def read_on_grid(
             workingType=gdal.GDT_Float32,
             dstAlpha=True,
             multithread=True,
+            **extra,
         )
     except RuntimeError as exc:
-        raise InputError(f"{os.path.basename(path)}: cannot be resampled onto the work grid ({str(exc).strip()}).") from None
+        raise InputError(f"{name}: cannot be resampled onto the work grid ({str(exc).strip()}).") from None
     arr = out.ReadAsArray().astype(np.float32, copy=False)
     if arr.ndim == 2:
         arr = arr[None]
