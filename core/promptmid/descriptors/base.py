@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Protocol, runtime_checkable
 
 import numpy as np
@@ -25,6 +25,9 @@ class PreparedImage:
     pc: PCMaps
     color: Optional[np.ndarray] = None
     land_use: Optional[str] = None
+    # Per-image intermediates a describer may reuse between calls on the same image (e.g. the classical
+    # integral images, needed by both the dense prior and the keypoint descriptors of the lite model).
+    cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)  # not carried by replace()
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -33,12 +33,18 @@ class ClassicalDescriber:
     def __init__(self, cfg: ClassicalConfig | None = None) -> None:
         self.cfg = cfg or ClassicalConfig()
 
-    def describe(self, image: PreparedImage, keypoints: np.ndarray) -> np.ndarray:
+    def integrals(self, image: PreparedImage) -> np.ndarray:
+        """(O, H+1, W+1) integral images of the orientation votes, computed once per image and setting."""
+        c = self.cfg
+        key = ("classical_integrals", c.mode, c.amplitude_weighted)
+        if key not in image.cache:
+            image.cache[key] = self._integrals(image)
+        return image.cache[key]
+
+    def _integrals(self, image: PreparedImage) -> np.ndarray:
         amp = image.pc.orient_amplitude  # (O, H, W)
         n_orient, h, w = amp.shape
         c = self.cfg
-        if len(keypoints) == 0:
-            return np.zeros((0, c.cells * c.cells * n_orient), np.float32)
         mim = np.argmax(amp, axis=0)
         weight = amp.max(axis=0) if c.amplitude_weighted else np.ones((h, w), np.float32)
         if c.amplitude_weighted:
@@ -52,6 +58,14 @@ class ClassicalDescriber:
             votes = np.stack([np.where(mim == o, weight, 0.0) for o in range(n_orient)])
         integrals = np.zeros((n_orient, h + 1, w + 1), np.float64)
         integrals[:, 1:, 1:] = np.cumsum(np.cumsum(votes, 1), 2)
+        return integrals
+
+    def describe(self, image: PreparedImage, keypoints: np.ndarray) -> np.ndarray:
+        n_orient, h, w = image.pc.orient_amplitude.shape
+        c = self.cfg
+        if len(keypoints) == 0:
+            return np.zeros((0, c.cells * c.cells * n_orient), np.float32)
+        integrals = self.integrals(image)
         edges = np.linspace(-c.patch_size / 2.0, c.patch_size / 2.0, c.cells + 1)
         # Cell boundaries in integral-image coordinates (pixel centres at integer + 0.5).
         xs = np.clip(np.rint(keypoints[:, :1] + 0.5 + edges[None, :]), 0, w).astype(int)  # (N, C+1)

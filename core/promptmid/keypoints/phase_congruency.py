@@ -23,7 +23,7 @@ class PhaseCongruencyConfig:
     k: float = 1.0
     cutoff: float = 0.5
     g: float = 3.0
-    backend: str = "numpy"  # "numpy" or "torch" (the package's torch path; faster on GPU)
+    backend: str = "torch"  # "torch" (the package's torch FFT path: ~2.5x faster on 2 CPU cores, same maps to 1e-5) or "numpy"
 
 
 @dataclass
