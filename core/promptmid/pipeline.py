@@ -24,7 +24,7 @@ from .errors import InputError, RegistrationError
 from .geometry.gcps import GCPSet, polynomial_residuals, spread_subset, write_points_file, write_tiepoints_gpkg
 from .geometry.warp import warp_with_gcps
 from .io.atomic import atomic_path, ensure_writable_dir
-from .io.rasters import Grid, RasterInfo, raster_info, read_on_grid, read_pixels, transform_points, work_grid
+from .io.rasters import Grid, RasterInfo, Scale, raster_info, read_on_grid, read_pixels, transform_points, work_grid
 from .progress import Progress
 from .registration import PairMatch, prepare_and_match
 from .tiling import fine_grid, refine_tiled, wants_tiling
@@ -75,17 +75,17 @@ def _check_inputs(optical: RasterInfo, sar: RasterInfo, outputs: dict[str, str])
             raise InputError(f"{os.path.basename(info.path)} is {info.width} x {info.height} pixels: too small to match (at least 64 x 64).")
 
 
-def _read_sar(sar: RasterInfo, grid: Grid, max_side: int) -> tuple[np.ndarray, np.ndarray, float]:
+def _read_sar(sar: RasterInfo, grid: Grid, max_side: int) -> tuple[np.ndarray, np.ndarray, Scale]:
     if sar.georeferenced:
         bands, valid = read_on_grid(sar.path, grid, bands=[1])
-        return bands, valid, 1.0
+        return bands, valid, (1.0, 1.0)
     return read_pixels(sar.path, max_side=max_side, bands=[1])
 
 
-def _sar_source_pixels(sar: RasterInfo, grid: Grid, pts: np.ndarray, factor: float) -> np.ndarray:
+def _sar_source_pixels(sar: RasterInfo, grid: Grid, pts: np.ndarray, factor: Scale) -> np.ndarray:
     """SAR points in work coordinates (array index) -> GDAL pixel/line of the SAR file."""
     if not sar.georeferenced:
-        return (pts + 0.5) * factor
+        return (pts + 0.5) * np.asarray(factor, float)
     mx, my = grid.pixel_to_map(pts[:, 0] + 0.5, pts[:, 1] + 0.5)
     sx, sy = transform_points(mx, my, grid.crs_wkt, sar.crs_wkt)
     return np.column_stack(Grid(sar.geotransform, sar.width, sar.height, sar.crs_wkt).map_to_pixel(sx, sy))
@@ -194,7 +194,7 @@ def _optical_grid(optical: RasterInfo) -> Grid:
     return Grid(optical.geotransform, optical.width, optical.height, optical.crs_wkt)  # type: ignore[arg-type]
 
 
-def _gcps_from_matches(pm: PairMatch, optical: RasterInfo, sar: RasterInfo, grid: Grid, sar_factor: float) -> GCPSet:
+def _gcps_from_matches(pm: PairMatch, optical: RasterInfo, sar: RasterInfo, grid: Grid, sar_factor: Scale) -> GCPSet:
     p_opt, p_sar = pm.points(inliers_only=True)
     mx, my = grid.pixel_to_map(p_opt[:, 0] + 0.5, p_opt[:, 1] + 0.5)
     src = _sar_source_pixels(sar, grid, p_sar, sar_factor)

@@ -38,17 +38,18 @@ class PairMatch:
     def n_inliers(self) -> int:
         return int(self.inlier_mask.sum())
 
-    def rescaled(self, f_optical: float, f_sar: float) -> "PairMatch":
-        """The same matches in pixels of grids ``f`` times finer (index coords: x' = (x + 0.5) f - 0.5),
+    def rescaled(self, f_optical: tuple[float, float], f_sar: tuple[float, float]) -> "PairMatch":
+        """The same matches in pixels of grids (fx, fy) times finer (index coords: x' = (x + 0.5) fx - 0.5),
         with the fitted transform conjugated accordingly."""
-        if f_optical == 1.0 and f_sar == 1.0:
+        if tuple(f_optical) == (1.0, 1.0) and tuple(f_sar) == (1.0, 1.0):
             return self
-        def up(f: float) -> np.ndarray:
-            return np.array([[f, 0, 0.5 * f - 0.5], [0, f, 0.5 * f - 0.5], [0, 0, 1.0]])
+        def up(f: tuple[float, float]) -> np.ndarray:
+            fx, fy = f
+            return np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5], [0, 0, 1.0]])
         fit = None
         if self.fit is not None:
             m = up(f_optical) @ self.fit.matrix @ np.linalg.inv(up(f_sar))
-            fit = FitResult(m, self.fit.inliers, self.fit.residuals * f_optical)
+            fit = FitResult(m, self.fit.inliers, self.fit.residuals * float(np.mean(f_optical)))
         return PairMatch(apply_h(up(f_optical), self.kp_optical), apply_h(up(f_sar), self.kp_sar),
                          self.matches, self.similarity, fit, self.timings)
 

@@ -227,9 +227,14 @@ def warp_onto_grid(
     return data, valid
 
 
-def read_pixels(path: str, max_side: Optional[int] = None, bands: Optional[Sequence[int]] = None) -> tuple[np.ndarray, np.ndarray, float]:
+Scale = tuple[float, float]
+"""(x, y) downsampling factors, old size / new size per axis: rounding the smaller side to whole pixels
+makes them differ slightly, and a single factor would bias positions at the far edge by up to a pixel."""
+
+
+def read_pixels(path: str, max_side: Optional[int] = None, bands: Optional[Sequence[int]] = None) -> tuple[np.ndarray, np.ndarray, Scale]:
     """Read a raster in its own pixel grid (no georeference needed), optionally downsampled so that its
-    longer side is at most ``max_side``. Returns (array (B, H, W) float32, valid mask, downsampling factor)."""
+    longer side is at most ``max_side``. Returns (array (B, H, W) float32, valid mask, (fx, fy) factors)."""
     ds = open_raster(path)
     band_list = list(bands) if bands is not None else list(range(1, ds.RasterCount + 1))
     factor = 1.0
@@ -249,19 +254,19 @@ def read_pixels(path: str, max_side: Optional[int] = None, bands: Optional[Seque
             arrs.append(np.where(np.isfinite(a), a, 0.0))
     except RuntimeError as exc:
         raise InputError(f"{os.path.basename(path)}: pixels cannot be read ({str(exc).strip()}).") from None
-    return np.stack(arrs).astype(np.float32), valid, w / float(bw)
+    return np.stack(arrs).astype(np.float32), valid, (w / float(bw), h / float(bh))
 
 
-def downsample(bands: np.ndarray, valid: np.ndarray, max_side: int) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+def downsample(bands: np.ndarray, valid: np.ndarray, max_side: int) -> tuple[tuple[np.ndarray, np.ndarray], Scale]:
     """Area-average (B, H, W) bands so the longer side is at most ``max_side``; a pixel is valid only if
-    its whole footprint was. Returns ((bands, valid), factor) with factor = old size / new size."""
+    its whole footprint was. Returns ((bands, valid), (fx, fy)) with f = old size / new size per axis."""
     import cv2
 
     _, h, w = bands.shape
     if max(h, w) <= max_side:
-        return (bands, valid), 1.0
+        return (bands, valid), (1.0, 1.0)
     f = max(h, w) / float(max_side)
     size = (max(1, round(w / f)), max(1, round(h / f)))
     out = np.stack([cv2.resize(b, size, interpolation=cv2.INTER_AREA) for b in bands])
     v = cv2.resize(valid.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.999
-    return (out.astype(np.float32), v), w / float(size[0])
+    return (out.astype(np.float32), v), (w / float(size[0]), h / float(size[1]))

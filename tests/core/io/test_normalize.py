@@ -51,3 +51,17 @@ def test_normalisation_is_bounded_and_zero_on_nodata(h, w, bands, dtype, nodata_
         assert out.dtype == np.float32 and out.shape == (h, w)
         assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0
         assert (out[~valid] == 0).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(8, 40), w=st.integers(8, 40), lo=st.floats(-40, -5), span=st.floats(1, 40), nodata_frac=st.floats(0.0, 0.9),
+       seed=st.integers(0, 10_000))
+def test_db_sar_of_any_range_normalises_into_unit_interval(h, w, lo, span, nodata_frac, seed):
+    """Calibrated SAR in dB (negative floats) is recognised as dB, whatever its range, and stays bounded."""
+    rng = np.random.default_rng(seed)
+    db = (lo + span * rng.random((h, w))).astype(np.float32)
+    valid = rng.random((h, w)) >= nodata_frac
+    valid[0, :2] = True
+    db[0, 0], db[0, 1] = lo, lo + span
+    out = normalize_sar(db, valid, "Float32", SarNormConfig())
+    assert np.isfinite(out).all() and out.min() >= 0.0 and out.max() <= 1.0 and (out[~valid] == 0).all()

@@ -60,7 +60,7 @@ def test_read_pixels_handles_float_nan_and_downsampling(make_raster):
     arr[0, 0] = np.nan
     arr[5, 5] = np.inf
     bands, valid, factor = read_pixels(make_raster(arr, geotransform=None, epsg=None), max_side=50)
-    assert bands.shape == (1, 50, 25) and factor == pytest.approx(4.0)
+    assert bands.shape == (1, 50, 25) and factor == pytest.approx((4.0, 4.0))
     assert np.isfinite(bands).all() and not valid[0, 0]
 
 
@@ -69,7 +69,7 @@ def test_downsample_keeps_only_fully_valid_pixels():
     valid = np.ones((8, 8), bool)
     valid[0, 0] = False
     (small, v), f = downsample(bands, valid, 4)
-    assert small.shape == (1, 4, 4) and f == 2.0
+    assert small.shape == (1, 4, 4) and f == (2.0, 2.0)
     assert not v[0, 0] and v[1:, :].all()
 
 
