@@ -58,6 +58,10 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         cfg.land_cover, cfg.land_cover_legend = args.land_cover, args.land_cover_legend
     if getattr(args, "sar_scale", None):
         cfg.sar_norm.scale = args.sar_scale
+    if args.refine:
+        cfg.refine.enabled = True
+    if getattr(args, "tiling", None):
+        cfg.tiling.mode = args.tiling
     return cfg
 
 
@@ -69,6 +73,8 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--max-side", type=int, default=None, help="longer side of the matching grid in pixels")
     p.add_argument("--keypoints", type=int, default=None, help="maximum PC-FAST keypoints per image")
+    p.add_argument("--refine", action="store_true",
+                   help="sub-pixel refinement of tie points by orientation-feature correlation (off: it cost SR across sensors)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -89,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--output-grid", choices=["optical", "native"], default="optical",
                      help="optical: warped SAR on the optical raster's grid; native: GDAL picks extent/resolution")
     reg.add_argument("--sar-scale", choices=["auto", "linear", "db", "display"], default=None, help="SAR radiometry (default: auto)")
+    reg.add_argument("--tiling", choices=["auto", "on", "off"], default=None,
+                     help="large scenes: refine the coarse match with full-resolution tiles (auto: when the scene is "
+                          "over twice the matching grid)")
     reg.add_argument("--points-source", choices=["pixel", "layer"], default="pixel",
                      help=".points source coordinates: pixel (QGIS <= 3.24) or layer CRS (QGIS >= 3.26)")
     _add_engine_args(reg)

@@ -3,7 +3,8 @@
 The SAR raster is matched against the optical (reference) raster on a shared *work grid* (the optical
 grid over the overlap, coarsened to ``max_side``). A georeferenced SAR is first resampled onto that grid
 with its own georeference, so matching only has to recover the residual misregistration; a SAR with no
-georeference is matched in its own (downsampled) pixel grid.
+georeference is matched in its own (downsampled) pixel grid. Scenes much larger than the work grid are
+then refined tile by tile at full resolution around that coarse solution (``tiling.py``).
 """
 
 from __future__ import annotations

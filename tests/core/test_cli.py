@@ -61,3 +61,13 @@ def test_missing_or_corrupt_weights_exit_5(s1s2_pair, tmp_path, capsys):
     assert main(args + ["--engine", "promptmid", "--model-dir", str(tmp_path / "empty")]) == 5
     assert "Stable Diffusion 1.5" in capsys.readouterr().err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_refine_and_tiling_flags_reach_the_engine_config():
+    from promptmid.cli import _engine_config, build_parser
+
+    args = build_parser().parse_args(["register", "o.tif", "s.tif", "-o", "out", "--refine", "--tiling", "off"])
+    cfg = _engine_config(args)
+    assert cfg.refine.enabled and cfg.tiling.mode == "off"
+    plain = _engine_config(build_parser().parse_args(["register", "o.tif", "s.tif", "-o", "out"]))
+    assert not plain.refine.enabled and plain.tiling.mode == "auto"

@@ -12,7 +12,7 @@ import numpy as np
 @dataclass
 class PCFastConfig:
     max_keypoints: int = 4000
-    fast_threshold: int = 5  # on M scaled to 0..255; low because M is already contrast-free
+    fast_threshold: int = 3  # on M scaled to 0..255; low because M is already contrast-free (3 vs 5: +2 % SR on train pairs)
     grid_cells: int = 8  # spread: keypoints are ranked within a grid_cells x grid_cells grid first
     border: int = 12  # pixels kept clear of the image border and of nodata (edge artefacts are not features)
 
