@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from rasters import textured
 
 from promptmid.cli import main
@@ -71,3 +72,23 @@ def test_refine_and_tiling_flags_reach_the_engine_config():
     assert cfg.refine.enabled and cfg.tiling.mode == "off"
     plain = _engine_config(build_parser().parse_args(["register", "o.tif", "s.tif", "-o", "out"]))
     assert not plain.refine.enabled and plain.tiling.mode == "auto"
+
+
+@pytest.mark.parametrize("limit", [20_000, 150_000, 500_000])  # fails in the .points, the GeoPackage, the GeoTIFF
+def test_full_disk_exits_4_and_leaves_no_partial_outputs(s1s2_pair, tmp_path, limit):
+    """A full disk, made real with RLIMIT_FSIZE (writes past the limit fail with EFBIG, as ENOSPC would):
+    one line, exit 4, none of the run's outputs (not even the ones written before), inputs untouched."""
+    import hashlib
+
+    out = tmp_path / "out"
+    digest = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in (s1s2_pair / "optical.tif", s1s2_pair / "sar.tif")}
+    code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+            "from promptmid.cli import main; sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, "register", str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"),
+                        "-o", str(out), "--engine", "classical", "-q"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 4, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("promptmid: error:") and "Traceback" not in r.stderr
+    assert list(out.iterdir()) == []
+    assert digest == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in digest}

@@ -6,6 +6,7 @@ first pixel) to a *map* position (x, y in the optical raster's CRS).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,32 +149,45 @@ def write_tiepoints_gpkg(path: str, gcps: GCPSet, residual_px: np.ndarray, resid
     srs = srs_from_wkt(gcps.crs_wkt)
     with atomic_path(path) as tmp:
         ds = ogr.GetDriverByName("GPKG").CreateDataSource(tmp)
-        pts = ds.CreateLayer("tie_points", srs, ogr.wkbPoint)
-        fields = [("gcp_id", ogr.OFTInteger), ("sar_pixel", ogr.OFTReal), ("sar_line", ogr.OFTReal),
-                  ("map_x", ogr.OFTReal), ("map_y", ogr.OFTReal), ("similarity", ogr.OFTReal),
-                  ("residual_px", ogr.OFTReal), ("residual_map", ogr.OFTReal)]
-        for name, kind in fields:
-            pts.CreateField(ogr.FieldDefn(name, kind))
-        pts.StartTransaction()
+        try:
+            _fill_tiepoints(ds, srs, gcps, residual_px, residual_map, sar_map_x, sar_map_y)
+        except RuntimeError:
+            # Close now, quietly: left to the garbage collector, a broken GeoPackage (disk full) raises
+            # again inside the destructor, which Python can only print as "Exception ignored".
+            with contextlib.suppress(RuntimeError):
+                ds.Destroy()
+            raise
+        ds.Destroy()  # flushes; a failure here is a write failure like any other
+
+
+def _fill_tiepoints(ds: ogr.DataSource, srs: osr.SpatialReference, gcps: GCPSet, residual_px: np.ndarray,
+                    residual_map: np.ndarray, sar_map_x: np.ndarray | None, sar_map_y: np.ndarray | None) -> None:
+    pts = ds.CreateLayer("tie_points", srs, ogr.wkbPoint)
+    fields = [("gcp_id", ogr.OFTInteger), ("sar_pixel", ogr.OFTReal), ("sar_line", ogr.OFTReal),
+              ("map_x", ogr.OFTReal), ("map_y", ogr.OFTReal), ("similarity", ogr.OFTReal),
+              ("residual_px", ogr.OFTReal), ("residual_map", ogr.OFTReal)]
+    for name, kind in fields:
+        pts.CreateField(ogr.FieldDefn(name, kind))
+    pts.StartTransaction()
+    for i in range(len(gcps)):
+        f = ogr.Feature(pts.GetLayerDefn())
+        vals = [i + 1, gcps.pixel[i], gcps.line[i], gcps.map_x[i], gcps.map_y[i], gcps.similarity[i], residual_px[i], residual_map[i]]
+        for (name, kind), v in zip(fields, vals):
+            f.SetField(name, int(v) if kind == ogr.OFTInteger else float(v))
+        f.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({gcps.map_x[i]!r} {gcps.map_y[i]!r})"))
+        pts.CreateFeature(f)
+    pts.CommitTransaction()
+    if sar_map_x is not None and sar_map_y is not None:
+        vec = ds.CreateLayer("match_vectors", srs, ogr.wkbLineString)
+        vec.CreateField(ogr.FieldDefn("gcp_id", ogr.OFTInteger))
+        vec.CreateField(ogr.FieldDefn("shift_map", ogr.OFTReal))
+        vec.StartTransaction()
         for i in range(len(gcps)):
-            f = ogr.Feature(pts.GetLayerDefn())
-            vals = [i + 1, gcps.pixel[i], gcps.line[i], gcps.map_x[i], gcps.map_y[i], gcps.similarity[i], residual_px[i], residual_map[i]]
-            for (name, kind), v in zip(fields, vals):
-                f.SetField(name, int(v) if kind == ogr.OFTInteger else float(v))
-            f.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({gcps.map_x[i]!r} {gcps.map_y[i]!r})"))
-            pts.CreateFeature(f)
-        pts.CommitTransaction()
-        if sar_map_x is not None and sar_map_y is not None:
-            vec = ds.CreateLayer("match_vectors", srs, ogr.wkbLineString)
-            vec.CreateField(ogr.FieldDefn("gcp_id", ogr.OFTInteger))
-            vec.CreateField(ogr.FieldDefn("shift_map", ogr.OFTReal))
-            vec.StartTransaction()
-            for i in range(len(gcps)):
-                f = ogr.Feature(vec.GetLayerDefn())
-                f.SetField("gcp_id", i + 1)
-                f.SetField("shift_map", float(np.hypot(gcps.map_x[i] - sar_map_x[i], gcps.map_y[i] - sar_map_y[i])))
-                f.SetGeometry(ogr.CreateGeometryFromWkt(
-                    f"LINESTRING ({sar_map_x[i]!r} {sar_map_y[i]!r}, {gcps.map_x[i]!r} {gcps.map_y[i]!r})"))
-                vec.CreateFeature(f)
-            vec.CommitTransaction()
-        ds = None
+            f = ogr.Feature(vec.GetLayerDefn())
+            f.SetField("gcp_id", i + 1)
+            f.SetField("shift_map", float(np.hypot(gcps.map_x[i] - sar_map_x[i], gcps.map_y[i] - sar_map_y[i])))
+            f.SetGeometry(ogr.CreateGeometryFromWkt(
+                f"LINESTRING ({sar_map_x[i]!r} {sar_map_y[i]!r}, {gcps.map_x[i]!r} {gcps.map_y[i]!r})"))
+            vec.CreateFeature(f)
+        vec.CommitTransaction()
+

@@ -35,6 +35,9 @@ def atomic_path(final_path: str) -> Iterator[str]:
     except OSError as exc:
         _remove_quietly(tmp)
         raise OutputError(f"Cannot write {final_path} ({exc.strerror or exc}).") from None
+    except RuntimeError as exc:  # GDAL/OGR (with exceptions on) report write failures such as a full disk so
+        _remove_quietly(tmp)
+        raise OutputError(f"Cannot write {final_path} ({str(exc).strip()}).") from None
     except BaseException:
         _remove_quietly(tmp)
         raise
