@@ -27,7 +27,7 @@ bench: peers
 clean:
 	rm -rf $(OUT) .pytest_cache build dist
 
-# Trains the shipped CPU model from the train split only (seeded; ~45 min on 2 cores).
+# Trains the shipped CPU model from the train split only (seeded; ~40 min on 2 cores).
 train-default:
 	mkdir -p resources/models
 	$(VENV)/bin/promptmid train descriptor $(DATA)/train --profile lite --steps 2800 --batch 2 --lr 3e-3 --crop 192 \

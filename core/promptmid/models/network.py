@@ -51,6 +51,9 @@ class ModelConfig:
     # Skip connection of the frozen prior to the output: final descriptor [sqrt(w) classical, sqrt(1-w) learned],
     # i.e. similarity = w cos(classical) + (1 - w) cos(learned). 0 = learned only. Chosen on the validation split.
     prior_skip: float = 0.0
+    # Initialise the head to pass the prior through (pooled prior bins -> output, other scales damped,
+    # CBAM uniform, projection identity) so training starts at the prior's accuracy, not below it.
+    prior_passthrough: bool = False
     film_dim: int = 16
     lite_group_norm: int = 8  # GroupNorm groups in the lite CNNs (0 = none)
     vgg_layers: list = field(default_factory=lambda: list(VGG19_LAYERS))  # full profile (tests shrink it)
@@ -112,6 +115,29 @@ class Head(nn.Module):
         self.aggregate = agg(channels, strides, width, cfg.out_stride, init_logits)
         self.cbam = CBAM(width, cfg.cbam_reduction) if cfg.use_fusion else nn.Identity()
         self.proj = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(width, cfg.desc_dim, 1))
+        if cfg.prior_passthrough and uses_prior(cfg) and cfg.use_fusion:
+            self._init_passthrough(channels[-1], width, cfg.desc_dim)
+
+    @torch.no_grad()
+    def _init_passthrough(self, prior_channels: int, width: int, desc_dim: int) -> None:
+        """Output = L2-normalised pooling of the (non-negative) prior histogram bins at start: bin j feeds
+        channel j mod width with a positive weight, so the ReLU before the projection passes it intact."""
+        head = self.aggregate.heads[-1]
+        head.weight.zero_()
+        head.bias.zero_()
+        for j in range(prior_channels):
+            head.weight[j % width, j, 0, 0] = 1.0
+        for other in list(self.aggregate.heads)[:-1]:
+            other.weight.mul_(0.05)
+            other.bias.zero_()
+        self.aggregate.scale_logits[-1] = 3.0
+        self.cbam.channel.mlp[-1].weight.zero_()  # sigmoid(0): uniform channel attention
+        self.cbam.spatial.conv.weight.zero_()  # uniform spatial attention
+        conv = self.proj[1]
+        conv.weight.zero_()
+        conv.bias.zero_()
+        for k in range(min(width, desc_dim)):
+            conv.weight[k, k, 0, 0] = 1.0
 
     def forward(self, feats: Sequence[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         return F.normalize(self.proj(self.cbam(self.aggregate(feats, size))), dim=1)

@@ -20,7 +20,7 @@ def stage2_network(profile: str, model_dir: Optional[str], device: str):
         return build_full_network(model_dir, None, device, with_heads=False)
     from ..models.network import ModelConfig, PromptMIDNet
 
-    return PromptMIDNet(ModelConfig(profile="lite", out_stride=4))
+    return PromptMIDNet(ModelConfig(profile="lite", out_stride=4, prior_passthrough=True))
 
 
 def run_train(args: argparse.Namespace, progress: Progress) -> int:

@@ -22,7 +22,9 @@ modality-invariant scale (the classical phase-congruency histogram descriptor, d
 role frozen foundation features play in the full model), then CBAM, 128-D L2-normalised output. A
 fixed skip connection carries the frozen prior to the output with weight `prior_skip` (similarity =
 w cos(classical) + (1 - w) cos(learned)), chosen on the validation split after training. Trained with
-InfoNCE (stage 2 only: no diffusion model in this profile), negatives closer than 8 px excluded.
+InfoNCE (stage 2 only: no diffusion model in this profile), negatives closer than 8 px excluded. The
+head starts as a pass-through of the prior (`prior_passthrough`: pooled prior bins, other scales damped,
+uniform CBAM, identity projection), so training starts at the prior's accuracy instead of below it.
 
 ## Data
 - Trained on `{cfg.pairs_dir}`: {n_train} pairs (the `train/` split of the shared optical-SAR set:

@@ -183,3 +183,22 @@ def test_prior_skip_mixes_classical_and_learned_similarities():
     c = ClassicalDescriber()
     expected = 0.85 * c.describe(opt, kp) @ c.describe(sar, kp).T + 0.15 * learned_o @ learned_s.T
     np.testing.assert_allclose(mo @ ms.T, expected, atol=1e-5)
+
+
+def test_lite_head_can_start_as_a_pass_through_of_the_prior():
+    """prior_passthrough: at initialisation the optical and SAR outputs are the prior's bins pooled into
+    the descriptor channels (up to the damped CNN scales), so training starts at the prior's accuracy."""
+    import torch.nn.functional as F
+
+    from promptmid.models.network import ModelConfig, PromptMIDNet
+
+    torch.manual_seed(0)
+    prior = torch.rand(1, 216, 16, 16)
+    pooled = F.normalize(torch.stack([prior[0, k::128].sum(0) for k in range(128)])[None], dim=1)
+    for pt in (True, False):
+        net = PromptMIDNet(ModelConfig(profile="lite", out_stride=4, prior_passthrough=pt)).eval()
+        with torch.no_grad():
+            opt = net.optical(torch.rand(1, 10, 64, 64), prior)
+            sar = net.sar(torch.rand(1, 8, 64, 64), ["city"], torch.tensor([1]), prior)
+        cos = [(o * pooled).sum(1).mean().item() for o in (opt, sar)]
+        assert all(c > 0.95 for c in cos) if pt else all(c < 0.8 for c in cos), (pt, cos)
