@@ -37,6 +37,16 @@ def engine_command(engine: str, pairs: str, js: Path, seed: int) -> list[str] | 
     return [sys.executable, "-m", "promptmid.cli", "evaluate", pairs, "--engine", engine, "--seed", str(seed), "--json", str(js), "-q"]
 
 
+def run_measured(cmd: list[str], log: Path) -> tuple[int, float, float]:
+    """Run ``cmd`` with its output in ``log`` (a file, not a pipe: a chatty child cannot fill a pipe and
+    stall wait4); returns (exit code, wall seconds, peak resident MB of the child)."""
+    t0 = time.perf_counter()
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+    return os.waitstatus_to_exitcode(status), time.perf_counter() - t0, usage.ru_maxrss / 1024.0
+
+
 def run_engine(engine: str, pairs: str, out: Path, seed: int, limit: int | None, reuse: bool = False) -> dict:
     js, extra = out / f"{engine}.json", out / f"{engine}.bench.json"
     if reuse and js.is_file() and extra.is_file():
@@ -46,15 +56,11 @@ def run_engine(engine: str, pairs: str, out: Path, seed: int, limit: int | None,
         return {"engine": engine, "skipped": cmd}
     if limit:
         cmd += ["--limit", str(limit)]
-    t0 = time.perf_counter()
-    log = out / f"{engine}.log"  # a file, not a pipe: a chatty peer cannot fill a pipe and stall wait4
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
+    log = out / f"{engine}.log"
+    code, wall, peak_mb = run_measured(cmd, log)
     if code != 0:
         return {"engine": engine, "skipped": (log.read_text().strip().splitlines() or [f"exit {code}"])[-1]}
-    measured = {"peak_mb": usage.ru_maxrss / 1024.0, "wall_s": time.perf_counter() - t0}
+    measured = {"peak_mb": peak_mb, "wall_s": wall}
     extra.write_text(json.dumps(measured))
     return {**json.loads(js.read_text()), **measured}
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+from bench import run_measured  # scripts/ is on sys.path when this script runs
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S, TARGET_MB = 120.0, 4096.0  # issue: <= 2 minutes and <= 4 GB on 2 cores
@@ -46,12 +44,8 @@ def main() -> int:
            "--engine", args.engine, "-q"]
     print(f"[bench-large] {' '.join(cmd[2:])}", flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with open(out / "large_scene.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall, peak_mb = time.perf_counter() - t0, usage.ru_maxrss / 1024.0
-    if os.waitstatus_to_exitcode(status) != 0:
+    code, wall, peak_mb = run_measured(cmd, out / "large_scene.log")
+    if code != 0:
         print((out / "large_scene.log").read_text()[-2000:], file=sys.stderr)
         return 1
     report = json.loads(next(run_dir.glob("*_report.json")).read_text())

@@ -122,7 +122,7 @@ def register(
 
         cfg = replace(cfg, land_use=land_use_from_raster(cfg.land_cover, grid, cfg.land_cover_legend))
         progress.report(0.02, f"land use from land cover: {cfg.land_use or 'unknown'}")
-    opt_bands, opt_valid = read_on_grid(optical.path, grid, bands=list(range(1, min(optical.bands, 3) + 1)))
+    opt_bands, opt_valid = read_on_grid(optical.path, grid, bands=optical.matching_bands)
     if not opt_valid.any():
         raise InputError(f"{os.path.basename(optical.path)} has only nodata where it overlaps the SAR raster.")
     sar_bands, sar_valid, sar_factor = _read_sar(sar, grid, cfg.max_side)
@@ -141,7 +141,7 @@ def register(
     n_matches, n_inliers, tiles = len(pm.matches), pm.n_inliers, None
     fine = fine_grid(optical, sar, cfg.tiling)
     if wants_tiling(grid, fine, cfg.tiling):
-        tiles = refine_tiled(optical, sar, gcps, fine, describer, cfg, cfg.tiling, progress.sub(0.45, 0.8))
+        tiles = refine_tiled(optical, sar, gcps, fine, describer, cfg, progress.sub(0.45, 0.8))
         if len(tiles.gcps) >= cfg.fit.min_inliers:
             gcps, n_matches, n_inliers = tiles.gcps, tiles.n_matches, len(tiles.gcps)
         else:  # keep the coarse solution: better a coarse registration than none

@@ -23,7 +23,7 @@ from osgeo import gdal
 
 from .config import EngineConfig, TilingConfig
 from .descriptors.base import Describer
-from .errors import PromptMIDError
+from .errors import CancelledError, PromptMIDError
 from .geometry.fit import FitConfig, fit_transform
 from .geometry.gcps import GCPSet
 from .io.rasters import Grid, RasterInfo, open_raster, read_on_grid, warp_onto_grid, work_grid
@@ -108,14 +108,13 @@ def refine_tiled(
     fine: Grid,
     describer: Describer,
     cfg: EngineConfig,
-    tcfg: TilingConfig,
     progress: Optional[Progress] = None,
 ) -> TiledResult:
     """Match full-resolution tiles around the coarse solution; returns the merged, outlier-free GCPs."""
     progress = progress or Progress()
+    tcfg = cfg.tiling
     windows = tile_windows(fine.width, fine.height, tcfg)
     model = CoarseModel(sar, coarse_gcps)
-    bands = list(range(1, min(optical.bands, 3) + 1))
     tile_cfg = replace(cfg, max_side=max(tcfg.tile, cfg.max_side))  # tiles are matched as they are read
     resampling = "bilinear" if tcfg.fine_factor <= 1.0 else "average"
     pix, lin, mxs, mys, sims = [], [], [], [], []
@@ -124,15 +123,15 @@ def refine_tiled(
         for i, (c, r, w, h) in enumerate(windows):
             progress.report(i / len(windows), f"tile {i + 1}/{len(windows)}")
             g = sub_grid(fine, c, r, w, h)
-            opt, opt_valid = read_on_grid(optical.path, g, bands=bands, resampling=resampling)
+            opt, opt_valid = read_on_grid(optical.path, g, bands=optical.matching_bands, resampling=resampling)
             s, s_valid = warp_onto_grid(model.vrt, g, os.path.basename(sar.path), resampling=resampling, polynomial_order=1)
             if min(opt_valid.mean(), s_valid.mean()) < tcfg.min_valid_fraction:
                 continue
             try:
                 pm = prepare_and_match(opt, opt_valid, s, s_valid, sar.dtype, describer, tile_cfg)
-            except PromptMIDError as exc:  # a featureless tile (water, constant) is skipped, not fatal
-                if "Cancel" in type(exc).__name__:
-                    raise
+            except CancelledError:
+                raise
+            except PromptMIDError:  # a featureless tile (water, constant) is skipped, not fatal
                 continue
             n_matches += len(pm.matches)
             if pm.n_inliers < tcfg.min_tile_inliers:

@@ -7,12 +7,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+def run_bench(data_root: Path, out: Path, engines: str, limit: int) -> str:
+    """scripts/bench.py on the first ``limit`` test pairs; returns the Markdown table."""
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), str(data_root / "test"), "--engines",
+                           engines, "--limit", str(limit), "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return (out / "bench.md").read_text()
+
+
 def test_bench_runs_engines_in_one_table_with_ratios(data_root, tmp_path):
     out = tmp_path / "results"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), str(data_root / "test"), "--engines",
-                           "sift,classical,nope", "--limit", "2", "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    table = (out / "bench.md").read_text()
+    table = run_bench(data_root, out, "sift,classical,nope", 2)
     assert "| sift | all | 2 |" in table and "| classical | all | 2 |" in table
     assert "nope: skipped" in table  # an unknown/unavailable engine is reported, not fatal
     rows = list(csv.DictReader(open(out / "bench.csv")))
@@ -23,11 +28,7 @@ def test_bench_runs_engines_in_one_table_with_ratios(data_root, tmp_path):
 
 def test_peers_run_through_the_harness_or_say_how_to_get_them(data_root, tmp_path):
     """AROSICS lives in .venv-peers (`make peers`); without it the bench reports the step, never crashes."""
-    out = tmp_path / "results"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), str(data_root / "test"), "--engines",
-                           "arosics-global", "--limit", "1", "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    table = (out / "bench.md").read_text()
+    table = run_bench(data_root, tmp_path / "results", "arosics-global", 1)
     if (REPO / ".venv-peers" / "bin" / "python").is_file():
         assert "| arosics-global | all | 1 |" in table
     else:

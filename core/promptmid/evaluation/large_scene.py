@@ -21,7 +21,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..geometry.gcps import gcps_from_points_file
-from ..io.rasters import open_raster
+from ..io.rasters import Grid, open_raster
 from .protocol import list_pairs
 
 gdal.UseExceptions()
@@ -44,6 +44,11 @@ class Misregistration:
         return np.array([[c, -s, cx - c * cx + s * cy + self.dx_px], [s, c, cy - s * cx - c * cy + self.dy_px], [0, 0, 1.0]])
 
 
+def _size(path: str) -> tuple[int, int]:
+    ds = open_raster(path)
+    return ds.RasterXSize, ds.RasterYSize
+
+
 def _geotransform_of(gt: tuple, m: np.ndarray) -> tuple:
     """Geotransform of ``gt`` composed after the pixel-space affine ``m`` (map = gt(m(pixel)))."""
     g = np.array([[gt[1], gt[2], gt[0]], [gt[4], gt[5], gt[3]], [0, 0, 1.0]]) @ m
@@ -59,8 +64,7 @@ def build_mosaic(pairs_dir: str, out_dir: str, n: int = 8, tile: int = 1024, mis
     """
     mis = mis or Misregistration()
     ids = [p for p in list_pairs(pairs_dir) if p.startswith(prefix)]
-    ids = [p for p in ids if min(open_raster(os.path.join(pairs_dir, p, "sar.tif")).RasterXSize,
-                                 open_raster(os.path.join(pairs_dir, p, "sar.tif")).RasterYSize) >= tile]
+    ids = [p for p in ids if min(_size(os.path.join(pairs_dir, p, "sar.tif"))) >= tile]
     if len(ids) * 4 < n * n:
         raise ValueError(f"{len(ids)} pairs of >= {tile} px under {pairs_dir}: not enough for a {n} x {n} mosaic")
     os.makedirs(out_dir, exist_ok=True)
@@ -113,10 +117,9 @@ def registration_errors(truth: dict, points_path: str | None, transform: str = "
     size, gt_true = truth["size"], truth["true_geotransform"]
     t = np.linspace(0.1 * size, 0.9 * size, grid)
     p, l = (a.ravel() for a in np.meshgrid(t, t))
-    true_x, true_y = gt_true[0] + p * gt_true[1] + l * gt_true[2], gt_true[3] + p * gt_true[4] + l * gt_true[5]
+    true_x, true_y = Grid(tuple(gt_true), size, size, "").pixel_to_map(p, l)
     if points_path is None:
-        g = truth["claimed_geotransform"]
-        est_x, est_y = g[0] + p * g[1] + l * g[2], g[3] + p * g[4] + l * g[5]
+        est_x, est_y = Grid(tuple(truth["claimed_geotransform"]), size, size, "").pixel_to_map(p, l)
     else:
         tr, _keep = _gcp_transformer(points_path, size, transform)
         pts, ok = tr.TransformPoints(0, np.column_stack([p, l]).tolist())

@@ -36,6 +36,11 @@ class RasterInfo:
     nodata: Optional[float]  # nodata of band 1, if set
 
     @property
+    def matching_bands(self) -> list[int]:
+        """Bands an optical raster is matched on: RGB of RGB(N), or what it has."""
+        return list(range(1, min(self.bands, 3) + 1))
+
+    @property
     def georeferenced(self) -> bool:
         return self.geotransform is not None and bool(self.crs_wkt)
 
