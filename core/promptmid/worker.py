@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import traceback
-from dataclasses import asdict
+from dataclasses import asdict, fields, replace
 from typing import Any, Callable
 
 from .config import EngineConfig, OutputConfig
@@ -33,7 +33,10 @@ def _engine_config(job: dict) -> EngineConfig:
         cfg.land_cover, cfg.land_cover_legend = job["land_cover"], job.get("land_cover_legend", "worldcover")
     if job.get("max_side"):
         cfg.max_side = int(job["max_side"])
-    return cfg
+    # Options an older engine may lack: passed only when EngineConfig has them.
+    extra = {"sar_band": str(job.get("sar_band") or "1"), "accept_uncertain": bool(job.get("accept_uncertain", False))}
+    known = {f.name for f in fields(EngineConfig)}
+    return replace(cfg, **{k: v for k, v in extra.items() if k in known})
 
 
 def _register(job: dict, progress: Progress) -> dict:
@@ -119,19 +122,35 @@ ACTIONS: dict[str, Callable[[dict, Progress], dict]] = {
     "register": _register, "evaluate": _evaluate, "train_descriptor": _train_descriptor,
     "train_controlnet": _train_controlnet, "check": _check,
 }
+REQUIRED: dict[str, tuple[str, ...]] = {  # job keys each action reads with job[...]
+    "register": ("optical", "sar", "output_dir"), "evaluate": ("pairs_dir",), "train_descriptor": ("pairs_dir", "out"),
+    "train_controlnet": ("pairs_dir",), "check": (),
+}
+
+
+def job_problem(job: object) -> str:
+    """What is wrong with the job itself ('' when it is well-formed): checked before running, so that a
+    KeyError raised *inside* the engine is reported as the bug it is, not as a malformed job."""
+    if not isinstance(job, dict):
+        return "Job must be a JSON object."
+    action = job.get("action")
+    if action not in ACTIONS:
+        return f"Unknown action {action!r} (use {', '.join(ACTIONS)})."
+    missing = [k for k in REQUIRED[action] if job.get(k) in (None, "")]
+    return f"Job is missing {', '.join(missing)} for action {action!r}." if missing else ""
 
 
 def run_job(job: dict) -> int:
     progress = Progress(lambda f, m: _emit({"progress": round(f, 4), "message": m}))
+    problem = job_problem(job)
+    if problem:
+        _emit({"error": problem, "kind": "JobError"})
+        return 2
     try:
-        action = ACTIONS[job["action"]]
-        _emit({"result": action(job, progress)})
+        _emit({"result": ACTIONS[job["action"]](job, progress)})
         return 0
     except PromptMIDError as exc:
         _emit({"error": str(exc), "kind": type(exc).__name__})
-        return 2
-    except KeyError as exc:
-        _emit({"error": f"Job is missing {exc}", "kind": "JobError"})
         return 2
     except Exception as exc:  # an engine bug: one line for the user, the traceback for the log
         _emit({"error": f"Internal error: {type(exc).__name__}: {exc}", "kind": "InternalError", "traceback": traceback.format_exc()})
