@@ -58,8 +58,15 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
         cfg.land_cover, cfg.land_cover_legend = args.land_cover, args.land_cover_legend
     if getattr(args, "sar_scale", None):
         cfg.sar_norm.scale = args.sar_scale
-    if args.refine:
-        cfg.refine.enabled = True
+    if args.max_rotation is not None:
+        cfg.search.max_rotation_deg = cfg.search.georef_max_rotation_deg = args.max_rotation
+    if args.scale_range is not None:
+        cfg.search.scale_range = cfg.search.georef_scale_range = tuple(sorted(args.scale_range))
+    if args.max_shift is not None:
+        cfg.search.max_shift_px = cfg.search.georef_max_shift_px = args.max_shift
+    cfg.accept_uncertain = bool(getattr(args, "accept_uncertain", False))
+    if getattr(args, "sar_band", None):
+        cfg.sar_band = args.sar_band
     if getattr(args, "tiling", None):
         cfg.tiling.mode = args.tiling
     return cfg
@@ -67,14 +74,21 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="default", choices=available_engines(),
-                   help="descriptor engine: default (= lite, the shipped CPU model), lite, promptmid (full; needs --model-dir), classical")
+                   help="descriptor engine: default (= lite, the shipped CPU model), lite, promptmid (full; needs --model-dir), "
+                        "classical, area (no descriptor), sift (peer)")
     p.add_argument("--model-dir", default=None, help="foundation weights for the full engine (default: $PROMPTMID_MODEL_DIR)")
     p.add_argument("--weights", default=None, help="lite checkpoint (default: the shipped one)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--max-side", type=int, default=None, help="longer side of the matching grid in pixels")
     p.add_argument("--keypoints", type=int, default=None, help="maximum PC-FAST keypoints per image")
-    p.add_argument("--refine", action="store_true",
-                   help="sub-pixel refinement of tie points by orientation-feature correlation (off: it cost SR across sensors)")
+    p.add_argument("--max-rotation", type=float, default=None, metavar="DEG",
+                   help="global search: rotations within +-DEG (default 12; 3 for a georeferenced SAR)")
+    p.add_argument("--scale-range", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="global search: SAR -> optical scales (default 0.75 1.05; 0.95 1.05 for a georeferenced SAR)")
+    p.add_argument("--max-shift", type=float, default=None, metavar="PX",
+                   help="global search: shifts within PX matching-grid pixels (default: any for a SAR without "
+                        "georeference, 48 for a georeferenced one)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (default: half the cores)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -100,11 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "over twice the matching grid)")
     reg.add_argument("--points-source", choices=["pixel", "layer"], default="pixel",
                      help=".points source coordinates: pixel (QGIS <= 3.24) or layer CRS (QGIS >= 3.26)")
+    reg.add_argument("--sar-band", default=None, metavar="N|mean",
+                     help="SAR band to match: a band number, or 'mean' (mean of all bands, e.g. VV+VH) (default: 1)")
+    reg.add_argument("--accept-uncertain", action="store_true",
+                     help="write the outputs of an uncertain registration too (the report and summary say so); "
+                          "without it an uncertain result exits 3 and writes nothing")
     _add_engine_args(reg)
 
-    ev = sub.add_parser("evaluate", help="SR / NCM / RMSE on a folder of co-registered pairs (paper protocol)")
+    ev = sub.add_parser("evaluate", help="SR / NCM / RMSE, verdicts and false accepts on a folder of co-registered pairs")
     ev.add_argument("pairs_dir", help="folder with one sub-folder per pair: optical.tif, sar.tif, meta.json")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--protocol", choices=["paper", "georef"], default="paper",
+                    help="paper: rotation +-10 deg, scale 0.8-1; georef: shift +-30 px, rotation +-2 deg, scale 0.97-1.03")
     ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs (sorted by id)")
     ev.add_argument("--json", dest="json_path", default=None, help="write the summary as JSON")
     ev.add_argument("--csv", dest="csv_path", default=None, help="write per-pair results as CSV")
@@ -208,11 +229,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     cfg = _engine_config(args)
     describer = get_describer(cfg.engine, model_dir=cfg.model_dir, weights=cfg.weights, device=cfg.device)
     t0 = time.perf_counter()
-    summaries = evaluate_folder(args.pairs_dir, describer, cfg, ProtocolConfig(seed=args.seed), args.limit,
+    summaries = evaluate_folder(args.pairs_dir, describer, cfg, ProtocolConfig.named(args.protocol, args.seed), args.limit,
                                 Progress(StderrBar(not args.quiet)))
     table = markdown_table(list(summaries.values()))
     print(table)
-    print(f"\n{summaries['all'].n_pairs} pairs in {time.perf_counter() - t0:.0f} s (seed {args.seed})")
+    print(f"\n{summaries['all'].n_pairs} pairs in {time.perf_counter() - t0:.0f} s (seed {args.seed}, protocol {args.protocol})")
     if args.md_path:
         with open(args.md_path, "w", encoding="utf-8") as fh:
             fh.write(table + "\n")
@@ -226,6 +247,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    from .runtime import configure_process
+
+    configure_process(getattr(args, "threads", 0))
     try:
         return {"register": _run_register, "evaluate": _run_evaluate, "demo": _run_demo, "train": _run_train, "models": _run_models}[args.command](args)
     except PromptMIDError as exc:

@@ -11,7 +11,10 @@ from .io.normalize import OpticalNormConfig, SarNormConfig
 from .keypoints.pcfast import PCFastConfig
 from .keypoints.phase_congruency import PhaseCongruencyConfig
 from .matching import MatchConfig
-from .refine import RefineConfig
+from .dense.cfog import CfogConfig
+from .guided import GuidedConfig
+from .search import SearchConfig
+from .verdict import VerdictConfig
 
 LAND_USE_CLASSES = ("farmland", "city", "village", "water", "forest", "road", "others")
 WARP_TRANSFORMS = ("affine", "poly2", "tps")
@@ -34,7 +37,7 @@ class TilingConfig:
 
 @dataclass
 class EngineConfig:
-    engine: str = "default"  # see descriptors.registry: default (= lite, shipped), lite, promptmid, classical
+    engine: str = "default"  # see descriptors.registry: default (= lite, shipped), lite, promptmid, classical, area, sift
     model_dir: Optional[str] = None  # foundation weights for the full engine ($PROMPTMID_MODEL_DIR if None)
     weights: Optional[str] = None  # lite checkpoint override
     device: str = "auto"  # auto | cpu | cuda
@@ -50,7 +53,12 @@ class EngineConfig:
     classical: ClassicalConfig = field(default_factory=ClassicalConfig)
     matching: MatchConfig = field(default_factory=MatchConfig)
     fit: FitConfig = field(default_factory=FitConfig)
-    refine: RefineConfig = field(default_factory=RefineConfig)
+    dense: CfogConfig = field(default_factory=CfogConfig)  # dense maps for the global search and templates
+    search: SearchConfig = field(default_factory=SearchConfig)
+    guided: GuidedConfig = field(default_factory=GuidedConfig)
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)
+    accept_uncertain: bool = False  # write outputs of an uncertain result (the report says so) instead of refusing
+    sar_band: str = "1"  # SAR band to match: "1".."N", or "mean" (mean intensity of all bands)
     tiling: TilingConfig = field(default_factory=TilingConfig)
 
 

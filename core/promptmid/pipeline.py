@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -27,7 +28,9 @@ from .geometry.warp import warp_with_gcps
 from .io.atomic import atomic_path, ensure_writable_dir
 from .io.rasters import Grid, RasterInfo, Scale, raster_info, read_on_grid, read_pixels, transform_points, work_grid
 from .progress import Progress
+from .jsonutil import json_safe
 from .registration import PairMatch, prepare_and_match
+from .search import georef_search
 from .tiling import fine_grid, refine_tiled, wants_tiling
 
 
@@ -47,11 +50,19 @@ class RegistrationResult:
     outputs: dict[str, str] = field(default_factory=dict)  # kind -> path: warped, points, tiepoints, report
     tiles_tried: int = 0  # large scenes: full-resolution tiles matched around the coarse solution
     tiles_used: int = 0
+    verdict: str = "registered"  # registered | uncertain (failed raises RegistrationError)
+    confidence: float = 0.0
+    verdict_reason: str = ""  # why not registered, one line
+    expected_error_px: float = math.inf  # expected error of the fitted transform, optical pixels (1 sigma, worst of corners/centre)
+    warnings: list[str] = field(default_factory=list)
+    sar_band: str = "1"
 
     def summary(self) -> str:
         tiles = f", {self.tiles_used}/{self.tiles_tried} tiles" if self.tiles_tried else ""
-        return (f"{self.n_inliers} inliers of {self.n_matches} matches{tiles}, {self.n_gcps} GCPs, "
-                f"RMSE {self.rmse_px:.2f} px ({self.rmse_map:.2f} map units), {self.transform}, {self.seconds:.1f} s")
+        head = "registered" if self.verdict == "registered" else f"UNCERTAIN ({self.verdict_reason})"
+        return (f"{head}: {self.n_inliers} inliers of {self.n_matches} tie points{tiles}, {self.n_gcps} GCPs, "
+                f"expected error {self.expected_error_px:.2f} px, GCP RMSE {self.rmse_px:.2f} px "
+                f"({self.rmse_map:.2f} map units), {self.transform}, {self.seconds:.1f} s")
 
 
 def output_paths(sar_path: str, out_dir: str) -> dict[str, str]:
@@ -76,11 +87,29 @@ def _check_inputs(optical: RasterInfo, sar: RasterInfo, outputs: dict[str, str])
             raise InputError(f"{os.path.basename(info.path)} is {info.width} x {info.height} pixels: too small to match (at least 64 x 64).")
 
 
-def _read_sar(sar: RasterInfo, grid: Grid, max_side: int) -> tuple[np.ndarray, np.ndarray, Scale]:
+def sar_bands_of(sar: RasterInfo, choice: str) -> list[int]:
+    """Bands to read for ``--sar-band``: one band number, or all of them for "mean"."""
+    if choice == "mean":
+        return list(range(1, sar.bands + 1))
+    try:
+        band = int(choice)
+    except ValueError:
+        raise InputError(f"SAR band '{choice}': give a band number (1..{sar.bands}) or 'mean'.") from None
+    if not 1 <= band <= sar.bands:
+        raise InputError(f"{os.path.basename(sar.path)} has {sar.bands} band(s): band {band} does not exist.")
+    return [band]
+
+
+def _read_sar(sar: RasterInfo, grid: Grid, max_side: int, band_choice: str) -> tuple[np.ndarray, np.ndarray, Scale]:
+    bands = sar_bands_of(sar, band_choice)
     if sar.georeferenced:
-        bands, valid = read_on_grid(sar.path, grid, bands=[1])
-        return bands, valid, (1.0, 1.0)
-    return read_pixels(sar.path, max_side=max_side, bands=[1])
+        data, valid = read_on_grid(sar.path, grid, bands=bands)
+        factor: Scale = (1.0, 1.0)
+    else:
+        data, valid, factor = read_pixels(sar.path, max_side=max_side, bands=bands)
+    if len(bands) > 1:  # mean intensity of the polarisations / channels
+        data = data.mean(axis=0, keepdims=True)
+    return data, valid, factor
 
 
 def _sar_source_pixels(sar: RasterInfo, grid: Grid, pts: np.ndarray, factor: Scale) -> np.ndarray:
@@ -125,18 +154,22 @@ def register(
     opt_bands, opt_valid = read_on_grid(optical.path, grid, bands=optical.matching_bands)
     if not opt_valid.any():
         raise InputError(f"{os.path.basename(optical.path)} has only nodata where it overlaps the SAR raster.")
-    sar_bands, sar_valid, sar_factor = _read_sar(sar, grid, cfg.max_side)
+    sar_bands, sar_valid, sar_factor = _read_sar(sar, grid, cfg.max_side, cfg.sar_band)
     if not sar_valid.any():
         raise InputError(f"{os.path.basename(sar.path)} has only nodata where it overlaps the optical raster.")
     progress.report(0.1, "loading descriptor")
     describer = describer or get_describer(cfg.engine, model_dir=cfg.model_dir, weights=cfg.weights, device=cfg.device)
-    pm = prepare_and_match(opt_bands, opt_valid, sar_bands, sar_valid, sar.dtype, describer, cfg, progress.sub(0.1, 0.45))
-    if pm.n_inliers < cfg.fit.min_inliers:
-        raise RegistrationError(
-            f"Only {pm.n_inliers} reliable tie points (of {len(pm.matches)} matches); at least {cfg.fit.min_inliers} "
-            "are needed. Check that the rasters overlap, try another land-use class or engine, or a transform model "
-            "with fewer parameters."
-        )
+    # A georeferenced SAR is already placed: only the residual misregistration is searched.
+    match_cfg = replace(cfg, search=georef_search(cfg.search)) if sar.georeferenced else cfg
+    pm = prepare_and_match(opt_bands, opt_valid, sar_bands, sar_valid, sar.dtype, describer, match_cfg, progress.sub(0.1, 0.45))
+    verdict = pm.verdict
+    if verdict is None or verdict.verdict == "failed" or pm.n_inliers < cfg.fit.min_inliers:
+        why = verdict.reason if verdict is not None else f"only {pm.n_inliers} reliable tie points"
+        raise RegistrationError(f"Could not register: {why}. Check that the rasters overlap and show the same ground; "
+                                "try another land-use class, a wider search (--max-rotation, --scale-range) or another engine.")
+    if verdict.verdict == "uncertain" and not cfg.accept_uncertain:
+        raise RegistrationError(f"Uncertain registration, nothing written: {verdict.reason}. Inspect the pair, try a wider "
+                                "search or another engine, or rerun with --accept-uncertain to keep the result with a warning.")
     gcps = _gcps_from_matches(pm, optical, sar, grid, sar_factor)
     n_matches, n_inliers, tiles = len(pm.matches), pm.n_inliers, None
     fine = fine_grid(optical, sar, cfg.tiling)
@@ -174,12 +207,19 @@ def register(
             rmse_px=float(np.sqrt(np.mean(res_px ** 2))), rmse_map=float(np.sqrt(np.mean(res_map ** 2))),
             seconds=time.perf_counter() - t_start, crs_wkt=optical.crs_wkt, outputs=paths,
             tiles_tried=tiles.tiles_tried if tiles else 0, tiles_used=tiles.tiles_used if tiles else 0,
+            verdict=verdict.verdict, confidence=verdict.confidence, verdict_reason=verdict.reason,
+            expected_error_px=verdict.evidence.expected_error_px * grid.geotransform[1] / optical.geotransform[1],
+            sar_band=cfg.sar_band,
         )
         with atomic_path(paths["report"]) as tmp:
             with open(tmp, "w", encoding="utf-8") as fh:
                 report = {k: v for k, v in asdict(result).items() if k != "crs_wkt"}
                 report.update(optical=os.path.abspath(optical.path), sar=os.path.abspath(sar.path),
-                              land_use=cfg.land_use, timings=pm.timings)
+                              land_use=cfg.land_use, timings=pm.timings, evidence=verdict.evidence.as_dict(),
+                              accepted_uncertain=verdict.verdict == "uncertain",
+                              sar_band_meaning="mean of all bands" if cfg.sar_band == "mean" else f"band {cfg.sar_band}",
+                              search=asdict(pm.search.best) if pm.search is not None and pm.search.best else None)
+                report = json_safe(report)
                 json.dump(report, fh, indent=2)
         written.append(paths["report"])
     except BaseException:

@@ -1,7 +1,11 @@
-"""Array-level registration: keypoints, descriptors, matching and robust fitting for one image pair.
+"""Array-level registration of one image pair, as named stages:
 
-Used by the file pipeline (``pipeline.register``) and by the evaluation harness, so both measure the
-same code. Coordinates are array-index pixels (x=col, y=row, pixel centres on integers).
+``prepare`` (normalise, phase congruency) -> ``search`` (global rotation / scale / shift from dense maps,
+``search.py``) -> ``guided`` (tie points near the predicted positions, ``guided.py``) -> ``fit`` (robust
+affine, ``geometry/fit.py``) -> ``verdict`` (registered / uncertain / failed, ``verdict.py``).
+
+Used by the file pipeline, the tiles of large scenes and the evaluation harness, so what is measured is
+what users run. Coordinates are array-index pixels (x=col, y=row, pixel centres on integers).
 """
 
 from __future__ import annotations
@@ -13,22 +17,27 @@ from typing import Optional
 import numpy as np
 
 from .config import EngineConfig
+from .dense.cfog import CfogFeaturizer
 from .descriptors.base import Describer, PreparedImage
 from .geometry.fit import FitResult, apply_h, fit_transform
+from .guided import TiePoints, descriptor_tie_points, template_tie_points
 from .keypoints.pcfast import detect_pcfast
 from .matching import mutual_nearest_neighbours
 from .progress import Progress
-from .refine import refine_and_refit
+from .search import SearchResult, global_search
+from .verdict import Verdict, gather_evidence, judge
 
 
 @dataclass
 class PairMatch:
-    kp_optical: np.ndarray  # (N0, 2)
+    kp_optical: np.ndarray  # (N0, 2) optical points of the tie points (or keypoints of a sparse peer)
     kp_sar: np.ndarray  # (N1, 2)
     matches: np.ndarray  # (K, 2) indices into kp_optical, kp_sar
     similarity: np.ndarray  # (K,)
     fit: Optional[FitResult]  # maps SAR points -> optical points; None when fitting failed
     timings: dict[str, float] = field(default_factory=dict)
+    search: Optional[SearchResult] = None
+    verdict: Optional[Verdict] = None
 
     @property
     def inlier_mask(self) -> np.ndarray:
@@ -51,7 +60,7 @@ class PairMatch:
             m = up(f_optical) @ self.fit.matrix @ np.linalg.inv(up(f_sar))
             fit = FitResult(m, self.fit.inliers, self.fit.residuals * float(np.mean(f_optical)))
         return PairMatch(apply_h(up(f_optical), self.kp_optical), apply_h(up(f_sar), self.kp_sar),
-                         self.matches, self.similarity, fit, self.timings)
+                         self.matches, self.similarity, fit, self.timings, self.search, self.verdict)
 
     def points(self, inliers_only: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(optical points, SAR points) of the matches, (K, 2) each."""
@@ -59,55 +68,83 @@ class PairMatch:
         return self.kp_optical[m[:, 0]], self.kp_sar[m[:, 1]]
 
 
+def uses_search(describer: Optional[Describer]) -> bool:
+    """Peers that are benchmarked as users run them (SIFT: whole-image sparse matching) set ``guided =
+    False``; every engine of ours goes global -> guided."""
+    return getattr(describer, "guided", True)
+
+
 def match_prepared(
     optical: PreparedImage,
     sar: PreparedImage,
-    describer: Describer,
+    describer: Optional[Describer],
     cfg: EngineConfig,
     progress: Optional[Progress] = None,
 ) -> PairMatch:
+    """Search, guided tie points, fit and verdict for two prepared images on comparable grids."""
     progress = progress or Progress()
-    t = {}
+    if not uses_search(describer):
+        return _sparse_match(optical, sar, describer, cfg, progress)
+    t: dict[str, float] = {}
     t0 = time.perf_counter()
-    own = getattr(describer, "detect", None)  # descriptors with their own detector (SIFT) bypass PC-FAST
+    dense = CfogFeaturizer(cfg.dense)
+    d_opt, d_sar = dense.dense_map(optical), dense.dense_map(sar)
+    t["dense"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    found = global_search(d_opt, d_sar, sar.shape, cfg.search, progress.sub(0.0, 0.4))
+    t["search"] = time.perf_counter() - t0
+    if found.best is None:
+        verdict = judge(gather_evidence(np.zeros((0, 2)), np.zeros((0, 2)), None, sar.valid, None, 0.0, 0.0), cfg.verdict)
+        verdict.reason = "no pose of the SAR image overlaps the optical image enough to compare them"
+        return _as_pair_match(TiePoints.empty(), None, t, found, verdict)
+    h = found.best.matrix(sar.shape)
+    progress.report(0.4, f"global search: rotation {found.best.rotation_deg:.1f} deg, scale {found.best.scale:.3f}, "
+                         f"score {found.best.score:.2f}")
+    t0 = time.perf_counter()
+    kp_sar = detect_pcfast(sar.pc.max_moment, sar.valid, cfg.keypoints)[0]
+    ties = template_tie_points(d_opt, d_sar, h, kp_sar, cfg.guided)
+    if describer is not None and getattr(describer, "describe", None) is not None:
+        kp_opt = detect_pcfast(optical.pc.max_moment, optical.valid, cfg.keypoints)[0]
+        desc = descriptor_tie_points(kp_opt, describer.describe(optical, kp_opt), kp_sar, describer.describe(sar, kp_sar),
+                                     h, cfg.guided.radius_px)
+        ties = ties.concat(desc)
+    t["guided"] = time.perf_counter() - t0
+    progress.report(0.8, f"{len(ties)} guided tie points")
+    t0 = time.perf_counter()
+    fit = fit_transform(ties.sar, ties.optical, cfg.fit) if len(ties) else None
+    evidence = gather_evidence(ties.sar, ties.optical, fit, sar.valid, h, found.peak_ratio, found.best.score)
+    verdict = judge(evidence, cfg.verdict)
+    t["fit_verdict"] = time.perf_counter() - t0
+    progress.report(1.0, f"{len(ties)} tie points, {fit.n_inliers if fit else 0} inliers: {verdict.verdict}")
+    return _as_pair_match(ties, fit, t, found, verdict)
+
+
+def _as_pair_match(ties: TiePoints, fit: Optional[FitResult], t: dict[str, float], found: Optional[SearchResult],
+                   verdict: Verdict) -> PairMatch:
+    idx = np.arange(len(ties))
+    return PairMatch(ties.optical, ties.sar, np.column_stack([idx, idx]), ties.score, fit, t, found, verdict)
+
+
+def _sparse_match(optical: PreparedImage, sar: PreparedImage, describer: Describer, cfg: EngineConfig,
+                  progress: Progress) -> PairMatch:
+    """Whole-image keypoint matching (no global search): how peers such as SIFT are used."""
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    own = getattr(describer, "detect", None)
     kp_o = own(optical) if own else detect_pcfast(optical.pc.max_moment, optical.valid, cfg.keypoints)[0]
     kp_s = own(sar) if own else detect_pcfast(sar.pc.max_moment, sar.valid, cfg.keypoints)[0]
-    t["keypoints"] = time.perf_counter() - t0
-    progress.report(0.2, f"{len(kp_o)} optical / {len(kp_s)} SAR keypoints")
-    t0 = time.perf_counter()
-    d_o = describer.describe(optical, kp_o)
-    progress.report(0.5, "optical descriptors")
-    d_s = describer.describe(sar, kp_s)
-    t["describe"] = time.perf_counter() - t0
-    progress.report(0.8, "SAR descriptors")
-    t0 = time.perf_counter()
+    d_o, d_s = describer.describe(optical, kp_o), describer.describe(sar, kp_s)
     match_cfg = cfg.matching
     if getattr(describer, "ratio", None) is not None and match_cfg.ratio is None:
         match_cfg = replace(match_cfg, ratio=describer.ratio)
     pairs, sim = mutual_nearest_neighbours(d_o, d_s, match_cfg)
     fit = fit_transform(kp_s[pairs[:, 1]], kp_o[pairs[:, 0]], cfg.fit) if len(pairs) else None
-    if cfg.refine.enabled and getattr(describer, "refine", True) and fit is not None and fit.n_inliers >= cfg.fit.min_inliers:
-        kp_o, fit = _refine(optical, sar, kp_o, kp_s, pairs, fit, cfg)
     t["match_fit"] = time.perf_counter() - t0
-    progress.report(1.0, f"{len(pairs)} matches, {fit.n_inliers if fit else 0} inliers")
-    return PairMatch(kp_o, kp_s, pairs, sim, fit, t)
-
-
-def _refine(optical: PreparedImage, sar: PreparedImage, kp_o: np.ndarray, kp_s: np.ndarray, pairs: np.ndarray,
-            fit: FitResult, cfg: EngineConfig) -> tuple[np.ndarray, FitResult]:
-    """Sub-pixel refinement of the inlier matches; returns moved optical keypoints and the refitted model
-    (inliers/residuals over all matches: only refined-and-consistent matches stay inliers)."""
-    idx = np.flatnonzero(fit.inliers)
-    p_opt, p_sar = kp_o[pairs[idx, 0]], kp_s[pairs[idx, 1]]
-    refined, new_fit = refine_and_refit(optical, sar, p_opt, p_sar, fit, cfg.fit, cfg.refine)
-    if new_fit is fit:
-        return kp_o, fit
-    kp_o = kp_o.astype(np.float64, copy=True)
-    kp_o[pairs[idx, 0]] = refined
-    inliers = np.zeros(len(pairs), bool)
-    inliers[idx] = new_fit.inliers
-    residuals = np.linalg.norm(apply_h(new_fit.matrix, kp_s[pairs[:, 1]]) - kp_o[pairs[:, 0]], axis=1).astype(np.float32)
-    return kp_o, FitResult(new_fit.matrix, inliers, residuals)
+    p_sar = kp_s[pairs[:, 1]] if len(pairs) else np.zeros((0, 2))
+    p_opt = kp_o[pairs[:, 0]] if len(pairs) else np.zeros((0, 2))
+    verdict = judge(gather_evidence(p_sar, p_opt, fit, sar.valid, None, float("nan"), float("nan")), cfg.verdict)
+    progress.report(1.0, f"{len(pairs)} matches, {fit.n_inliers if fit else 0} inliers: {verdict.verdict}")
+    return PairMatch(kp_o, kp_s, pairs, sim, fit, t, None, verdict)
 
 
 def prepare_and_match(
@@ -116,7 +153,7 @@ def prepare_and_match(
     sar_bands: np.ndarray,
     sar_valid: np.ndarray,
     sar_dtype: str,
-    describer: Describer,
+    describer: Optional[Describer],
     cfg: EngineConfig,
     progress: Optional[Progress] = None,
 ) -> PairMatch:
@@ -126,10 +163,10 @@ def prepare_and_match(
     progress = progress or Progress()
     t0 = time.perf_counter()
     opt = prepare_optical(optical_bands, optical_valid, cfg)
-    progress.report(0.2, "optical phase congruency")
+    progress.report(0.1, "optical prepared")
     sar = prepare_sar(sar_bands, sar_valid, sar_dtype, cfg)
-    progress.report(0.4, "SAR phase congruency")
+    progress.report(0.2, "SAR prepared")
     t_prep = time.perf_counter() - t0
-    result = match_prepared(opt, sar, describer, cfg, progress.sub(0.4, 1.0))
+    result = match_prepared(opt, sar, describer, cfg, progress.sub(0.2, 1.0))
     result.timings["prepare"] = t_prep
     return result

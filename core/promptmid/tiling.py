@@ -29,6 +29,7 @@ from .geometry.gcps import GCPSet
 from .io.rasters import Grid, RasterInfo, open_raster, read_on_grid, warp_onto_grid, work_grid
 from .progress import Progress
 from .registration import prepare_and_match
+from .search import georef_search
 
 
 @dataclass
@@ -115,7 +116,8 @@ def refine_tiled(
     tcfg = cfg.tiling
     windows = tile_windows(fine.width, fine.height, tcfg)
     model = CoarseModel(sar, coarse_gcps)
-    tile_cfg = replace(cfg, max_side=max(tcfg.tile, cfg.max_side))  # tiles are matched as they are read
+    # Tiles are matched as they are read, each already placed through the coarse GCPs: a small search.
+    tile_cfg = replace(cfg, max_side=max(tcfg.tile, cfg.max_side), search=georef_search(cfg.search))
     resampling = "bilinear" if tcfg.fine_factor <= 1.0 else "average"
     pix, lin, mxs, mys, sims = [], [], [], [], []
     used = n_matches = 0
@@ -134,7 +136,7 @@ def refine_tiled(
             except PromptMIDError:  # a featureless tile (water, constant) is skipped, not fatal
                 continue
             n_matches += len(pm.matches)
-            if pm.n_inliers < tcfg.min_tile_inliers:
+            if pm.n_inliers < tcfg.min_tile_inliers or (pm.verdict is not None and pm.verdict.verdict == "failed"):
                 continue
             used += 1
             p_opt, p_sar = pm.points(inliers_only=True)

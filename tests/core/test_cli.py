@@ -21,7 +21,9 @@ def test_register_unmatchable_exits_3(make_raster, tmp_path, capsys):
     opt = make_raster((textured() * 255).astype(np.uint8))
     noise = make_raster(np.random.default_rng(1).integers(1, 255, (256, 256)).astype(np.uint8))
     assert main(["register", opt, noise, "-o", str(tmp_path / "o"), "-q"]) == 3
-    assert "reliable tie points" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("Uncertain registration, nothing written" in err[0] or "Could not register" in err[0])
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
 def test_register_real_pair_prints_outputs(s1s2_pair, tmp_path, capsys):
@@ -64,14 +66,20 @@ def test_missing_or_corrupt_weights_exit_5(s1s2_pair, tmp_path, capsys):
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
 
 
-def test_refine_and_tiling_flags_reach_the_engine_config():
+def test_search_verdict_band_and_tiling_flags_reach_the_engine_config():
     from promptmid.cli import _engine_config, build_parser
 
-    args = build_parser().parse_args(["register", "o.tif", "s.tif", "-o", "out", "--refine", "--tiling", "off"])
+    args = build_parser().parse_args(["register", "o.tif", "s.tif", "-o", "out", "--tiling", "off", "--max-rotation", "5",
+                                      "--scale-range", "1.1", "0.9", "--max-shift", "20", "--accept-uncertain",
+                                      "--sar-band", "mean"])
     cfg = _engine_config(args)
-    assert cfg.refine.enabled and cfg.tiling.mode == "off"
+    assert cfg.tiling.mode == "off" and cfg.accept_uncertain and cfg.sar_band == "mean"
+    assert cfg.search.max_rotation_deg == cfg.search.georef_max_rotation_deg == 5
+    assert cfg.search.scale_range == cfg.search.georef_scale_range == (0.9, 1.1)
+    assert cfg.search.max_shift_px == cfg.search.georef_max_shift_px == 20
     plain = _engine_config(build_parser().parse_args(["register", "o.tif", "s.tif", "-o", "out"]))
-    assert not plain.refine.enabled and plain.tiling.mode == "auto"
+    assert plain.tiling.mode == "auto" and not plain.accept_uncertain and plain.sar_band == "1"
+    assert plain.search.max_shift_px is None and plain.search.max_rotation_deg == 12.0
 
 
 @pytest.mark.parametrize("limit", [20_000, 150_000, 500_000])  # fails in the .points, the GeoPackage, the GeoTIFF

@@ -79,8 +79,8 @@ def test_bad_inputs_give_clear_errors_and_no_outputs(make_raster, tmp_path, s1s2
     with pytest.raises(InputError, match="too small"):
         register(opt, tiny, str(out))
     noise = make_raster(np.random.default_rng(0).integers(1, 255, (256, 256)).astype(np.uint8))
-    with pytest.raises(RegistrationError, match="reliable tie points"):
-        register(opt, noise, str(out))
+    with pytest.raises(RegistrationError, match="Uncertain registration, nothing written|Could not register"):
+        register(opt, noise, str(out))  # noise against a scene: no transform is invented
     assert not out.exists() or not any(out.iterdir())
 
 

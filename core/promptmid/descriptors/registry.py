@@ -4,7 +4,12 @@
 - ``lite``: compact PromptMID variant from a checkpoint (shipped in ``resources/models``).
 - ``promptmid``: the full model (SD 1.5 + ControlNet, DINOv2, VGG19) from the model directory.
 - ``classical``: RIFT-style phase-congruency descriptor; needs no weights.
-- ``sift``: OpenCV SIFT with its own detector and a ratio test (benchmark peer).
+- ``area``: no descriptor at all: global search + dense template tie points only (shows in the benchmark
+  what the descriptor adds).
+- ``sift``: OpenCV SIFT with its own detector and a ratio test (benchmark peer, whole-image matching).
+
+Every engine but ``sift`` runs global search -> guided tie points -> fit -> verdict; the descriptor adds
+guided descriptor tie points to the template ones.
 """
 
 from __future__ import annotations
@@ -75,7 +80,15 @@ _FACTORIES: dict[str, Callable[..., Describer]] = {
     "promptmid": _full,
     "classical": lambda **_: ClassicalDescriber(),
     "sift": lambda **_: _sift(),
+    "area": lambda **_: AreaOnly(),
 }
+
+
+class AreaOnly:
+    """The ``area`` engine: no descriptor, so guided matching uses dense templates alone."""
+
+    name = "area"
+    describe = None
 
 
 def _sift() -> Describer:
@@ -88,7 +101,7 @@ def available_engines() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def get_describer(name: str, **options: object) -> Describer:
+def get_describer(name: str, **options: object) -> "Describer | AreaOnly":
     """Build the descriptor of engine ``name``; options: ``weights``, ``model_dir``, ``device``."""
     try:
         factory = _FACTORIES[name]

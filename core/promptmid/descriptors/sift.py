@@ -17,7 +17,7 @@ SIFT_RATIO = 0.8
 class SiftDescriber:
     name = "sift"
     ratio = SIFT_RATIO
-    refine = False  # a peer as users run it: SIFT + ratio test + USAC, without our sub-pixel stage
+    guided = False  # a peer as users run it: whole-image SIFT + ratio test + USAC, no global search
 
     def __init__(self, max_keypoints: int = 4000) -> None:
         self.sift = cv2.SIFT_create(nfeatures=max_keypoints)

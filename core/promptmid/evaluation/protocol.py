@@ -1,11 +1,17 @@
-"""PromptMID / ISPRS 2025 evaluation protocol on co-registered optical-SAR pairs.
+"""Evaluation protocols on co-registered optical-SAR pairs.
 
-For each pair the optical image is warped by a seeded random rotation in [-10, 10] degrees and scale in
-[0.8, 1] about its centre; that homography H is the ground truth mapping SAR (= original optical) pixels
-to warped-optical pixels. A match is *correct* when |H(p_sar) - p_opt| < 3 px after outlier removal.
-NCM = number of correct matches; a pair succeeds when NCM >= 10; RMSE is over the correct matches, and a
-failed pair gets RMSE 20 and is left out of the mean NCM/RMSE. Beyond the paper, the registration
-error of the *estimated* transform against H on a grid of check points (what a GIS user gets).
+``paper`` (PromptMID / ISPRS 2025): the optical image is warped by a seeded random rotation in [-10, 10]
+degrees and scale in [0.8, 1] about its centre; that matrix H is the ground truth mapping SAR (= original
+optical) pixels to warped-optical pixels. ``georef``: what two georeferenced rasters differ by (shift up
+to +-30 px, rotation +-2 degrees, scale 0.97-1.03), and the engine searches as it does for a
+georeferenced pair (a small search around the georeference).
+
+A match is *correct* when |H(p_sar) - p_opt| < 3 px after outlier removal; NCM = number of correct
+matches. A pair succeeds when NCM >= 10 *and* the engine's verdict is ``registered`` (a result the engine
+itself calls uncertain is not what a user gets); RMSE is over the correct matches, a failed pair gets 20
+and is left out of the mean NCM/RMSE. Beyond the paper: the registration error of the estimated
+transform against H on a grid of check points, infinite unless the verdict is ``registered``;
+``n_claimed`` (pairs called registered) and ``n_false_accept`` (claimed, but more than 5 px wrong).
 """
 
 from __future__ import annotations
@@ -26,18 +32,34 @@ from ..errors import InputError, PromptMIDError
 from ..geometry.fit import apply_h
 from ..io.rasters import downsample, raster_info, read_pixels
 from ..progress import Progress
+from ..jsonutil import json_safe
 from ..registration import PairMatch, prepare_and_match
+from ..search import georef_search
+
+
+PROTOCOLS = ("paper", "georef")
 
 
 @dataclass
 class ProtocolConfig:
     seed: int = 0
+    name: str = "paper"
     max_rotation_deg: float = 10.0
     scale_range: tuple[float, float] = (0.8, 1.0)
+    max_shift_px: float = 0.0  # uniform in [-max, max] per axis, native px
     correct_px: float = 3.0
+    false_accept_px: float = 5.0
     success_ncm: int = 10
     failed_rmse: float = 20.0
     check_grid: int = 10  # check points per side for the registration error
+
+    @staticmethod
+    def named(name: str, seed: int = 0) -> "ProtocolConfig":
+        if name == "paper":
+            return ProtocolConfig(seed=seed)
+        if name == "georef":
+            return ProtocolConfig(seed=seed, name="georef", max_rotation_deg=2.0, scale_range=(0.97, 1.03), max_shift_px=30.0)
+        raise InputError(f"Unknown protocol '{name}' (use {', '.join(PROTOCOLS)}).")
 
 
 @dataclass
@@ -51,9 +73,14 @@ class PairResult:
     ncm: int
     success: bool
     rmse: float
-    reg_err_px: float  # RMS over the check grid of |estimated(p) - H(p)|; inf when no transform
+    reg_err_px: float  # RMS over the check grid of |estimated(p) - H(p)|; inf unless the verdict is registered
     seconds: float
     error: str = ""
+    verdict: str = "failed"
+    confidence: float = 0.0
+    fit_err_px: float = math.inf  # the same error for any fitted transform, whatever the verdict (calibration)
+    reason: str = ""
+    evidence: dict = field(default_factory=dict)  # what the verdict was decided on (verdict.Evidence)
 
 
 @dataclass
@@ -67,15 +94,21 @@ class Summary:
     reg_err_median_px: float  # over all pairs, failures count as infinite
     reg_err_p90_px: float
     sec_per_pair: float
+    n_claimed: int = 0  # verdict registered
+    n_false_accept: int = 0  # claimed, but registration error > false_accept_px
+    protocol: str = "paper"
     pairs: list[PairResult] = field(default_factory=list)
 
 
 def random_similarity(rng: np.random.Generator, width: int, height: int, cfg: ProtocolConfig) -> tuple[np.ndarray, float, float]:
-    """Ground-truth 3x3 matrix: rotation + isotropic scale about the image centre (pixel-index coords)."""
+    """Ground-truth 3x3 matrix: rotation + isotropic scale about the image centre (pixel-index coords),
+    then a shift when the protocol has one."""
     angle = float(rng.uniform(-cfg.max_rotation_deg, cfg.max_rotation_deg))
     scale = float(rng.uniform(*cfg.scale_range))
     cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
     m = cv2.getRotationMatrix2D((cx, cy), angle, scale)
+    if cfg.max_shift_px > 0:
+        m[:, 2] += rng.uniform(-cfg.max_shift_px, cfg.max_shift_px, 2)
     return np.vstack([m, [0.0, 0.0, 1.0]]), angle, scale
 
 
@@ -159,6 +192,8 @@ def evaluate_pair(pair_dir: str, matcher: "Describer | PairMatcher", cfg: Engine
     h_gt, angle, scale = random_similarity(rng, opt.shape[2], opt.shape[1], pcfg)
     opt_w, opt_w_valid = warp_optical(opt, opt_valid, h_gt)
     pair_cfg = replace(cfg, land_use=pair_land_use(pair_dir) or cfg.land_use)
+    if pcfg.name == "georef":  # search as the pipeline does for a georeferenced SAR
+        pair_cfg = replace(pair_cfg, search=georef_search(cfg.search))
     t0 = time.perf_counter()
     error = ""
     try:
@@ -167,22 +202,38 @@ def evaluate_pair(pair_dir: str, matcher: "Describer | PairMatcher", cfg: Engine
         pm, error = None, str(exc)
     seconds = time.perf_counter() - t0
     if pm is None:
-        return PairResult(pair_id, dataset_of(pair_id), angle, scale, 0, 0, 0, False, pcfg.failed_rmse, math.inf, seconds, error)
+        return PairResult(pair_id, dataset_of(pair_id), angle, scale, 0, 0, 0, False, pcfg.failed_rmse, math.inf, seconds,
+                          error, reason=error)
+    verdict, confidence, reason = _verdict_of(pm, matcher.min_inliers)
+    evidence = pm.verdict.evidence.as_dict() if pm.verdict is not None else {}
     p_opt, p_sar = pm.points(inliers_only=True)
     err = np.linalg.norm(apply_h(h_gt, p_sar) - p_opt, axis=1) if len(p_opt) else np.zeros(0)
     correct = err < pcfg.correct_px
     ncm = int(correct.sum())
-    success = ncm >= pcfg.success_ncm
+    success = ncm >= pcfg.success_ncm and verdict == "registered"
     rmse = float(np.sqrt(np.mean(err[correct] ** 2))) if success else pcfg.failed_rmse
-    reg_err = math.inf
-    if pm.fit is not None and pm.n_inliers >= matcher.min_inliers:
+    fit_err = math.inf
+    if pm.fit is not None:
         grid = check_grid(sar.shape[2], sar.shape[1], pcfg.check_grid)
-        reg_err = float(np.sqrt(np.mean(np.sum((apply_h(pm.fit.matrix, grid) - apply_h(h_gt, grid)) ** 2, axis=1))))
-    return PairResult(pair_id, dataset_of(pair_id), angle, scale, len(pm.matches), pm.n_inliers, ncm, success, rmse, reg_err, seconds)
+        fit_err = float(np.sqrt(np.mean(np.sum((apply_h(pm.fit.matrix, grid) - apply_h(h_gt, grid)) ** 2, axis=1))))
+    reg_err = fit_err if verdict == "registered" else math.inf
+    return PairResult(pair_id, dataset_of(pair_id), angle, scale, len(pm.matches), pm.n_inliers, ncm, success, rmse, reg_err,
+                      seconds, verdict=verdict, confidence=confidence, fit_err_px=fit_err, reason=reason, evidence=evidence)
 
 
-def summarize(engine: str, dataset: str, results: list[PairResult]) -> Summary:
+def _verdict_of(pm: PairMatch, min_inliers: int) -> tuple[str, float, str]:
+    """The engine's verdict; a peer without one claims any transform it returns with enough support."""
+    if pm.verdict is not None:
+        return pm.verdict.verdict, pm.verdict.confidence, pm.verdict.reason
+    if pm.fit is not None and pm.n_inliers >= min_inliers:
+        return "registered", 1.0, ""
+    return "failed", 0.0, f"{pm.n_inliers} inliers"
+
+
+def summarize(engine: str, dataset: str, results: list[PairResult], pcfg: Optional[ProtocolConfig] = None) -> Summary:
+    pcfg = pcfg or ProtocolConfig()
     ok = [r for r in results if r.success]
+    claimed = [r for r in results if r.verdict == "registered"]
     errs = np.array([r.reg_err_px for r in results], float)
     return Summary(
         engine=engine,
@@ -194,6 +245,9 @@ def summarize(engine: str, dataset: str, results: list[PairResult]) -> Summary:
         reg_err_median_px=float(np.median(errs)) if len(errs) else math.nan,
         reg_err_p90_px=float(np.percentile(errs, 90, method="inverted_cdf")) if len(errs) else math.nan,  # nearest rank: no interpolation with inf
         sec_per_pair=float(np.mean([r.seconds for r in results])) if results else math.nan,
+        n_claimed=len(claimed),
+        n_false_accept=sum(1 for r in claimed if not r.reg_err_px <= pcfg.false_accept_px),
+        protocol=pcfg.name,
         pairs=results,
     )
 
@@ -225,24 +279,15 @@ def evaluate_folder(
         if log is not None:
             log(r)
     progress.report(1.0, "done")
-    out = {ds: summarize(matcher.name, ds, [r for r in results if r.dataset == ds]) for ds in sorted({r.dataset for r in results})}
-    out["all"] = summarize(matcher.name, "all", results)
+    out = {ds: summarize(matcher.name, ds, [r for r in results if r.dataset == ds], pcfg) for ds in sorted({r.dataset for r in results})}
+    out["all"] = summarize(matcher.name, "all", results, pcfg)
     return out
 
 
 def summary_json(summaries: dict[str, Summary]) -> dict:
     """JSON-ready dict; non-finite numbers become null (strict JSON has no Infinity)."""
-    def clean(v):
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [clean(x) for x in v]
-        return v
-
     top = asdict(summaries["all"])
     top.pop("pairs")
     top["datasets"] = {k: {kk: vv for kk, vv in asdict(s).items() if kk != "pairs"} for k, s in summaries.items() if k != "all"}
     top["pairs"] = [asdict(p) for p in summaries["all"].pairs]
-    return clean(top)
+    return json_safe(top)

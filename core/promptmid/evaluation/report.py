@@ -14,11 +14,13 @@ def _fmt(v: float, digits: int = 2) -> str:
 
 
 def markdown_table(summaries: list[Summary]) -> str:
-    head = "| engine | dataset | pairs | SR (%) | NCM | RMSE (px) | reg. err. median (px) | reg. err. p90 (px) | s / pair |"
-    rows = [head, "|" + "---|" * 9]
+    head = ("| engine | protocol | dataset | pairs | SR (%) | NCM | RMSE (px) | reg. err. median (px) | reg. err. p90 (px) "
+            "| claimed | false accepts | s / pair |")
+    rows = [head, "|" + "---|" * 12]
     for s in summaries:
-        rows.append(f"| {s.engine} | {s.dataset} | {s.n_pairs} | {_fmt(s.sr, 1)} | {_fmt(s.ncm, 1)} | {_fmt(s.rmse)} | "
-                    f"{_fmt(s.reg_err_median_px)} | {_fmt(s.reg_err_p90_px)} | {_fmt(s.sec_per_pair)} |")
+        rows.append(f"| {s.engine} | {s.protocol} | {s.dataset} | {s.n_pairs} | {_fmt(s.sr, 1)} | {_fmt(s.ncm, 1)} | {_fmt(s.rmse)} | "
+                    f"{_fmt(s.reg_err_median_px)} | {_fmt(s.reg_err_p90_px)} | {s.n_claimed} | {s.n_false_accept} | "
+                    f"{_fmt(s.sec_per_pair)} |")
     return "\n".join(rows)
 
 

@@ -64,3 +64,26 @@ def fit_transform(src: np.ndarray, dst: np.ndarray, cfg: FitConfig | None = None
     # MAGSAC's mask can keep points slightly beyond the threshold; make the inlier set honest.
     inliers &= residuals <= cfg.threshold_px
     return FitResult(m, inliers, residuals)
+
+
+def expected_error(src: np.ndarray, dst: np.ndarray, matrix: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Expected position error (px, 1 sigma, x and y combined) of a least-squares affine transform fitted
+    to ``src -> dst`` inliers, predicted at the points ``at`` ((M, 2), e.g. corners and centre of the
+    overlap): sigma^2 [p 1] (X^T X)^-1 [p 1]^T per axis, sigma from the residuals with n - 3 degrees of
+    freedom. This is the error of the *transform*, which shrinks with more and better spread tie points,
+    unlike the tie points' residual scatter. inf when fewer than 4 points."""
+    src, dst = np.asarray(src, np.float64).reshape(-1, 2), np.asarray(dst, np.float64).reshape(-1, 2)
+    at = np.asarray(at, np.float64).reshape(-1, 2)
+    n = len(src)
+    if n < 4:
+        return np.full(len(at), np.inf)
+    x = np.column_stack([src, np.ones(n)])
+    res = apply_h(matrix, src) - dst
+    sigma2 = float(np.sum(res ** 2)) / (2.0 * max(n - 3, 1))  # per axis
+    try:
+        cov = np.linalg.inv(x.T @ x)
+    except np.linalg.LinAlgError:
+        return np.full(len(at), np.inf)
+    p = np.column_stack([at, np.ones(len(at))])
+    var = np.einsum("ij,jk,ik->i", p, cov, p) * sigma2
+    return np.sqrt(2.0 * np.maximum(var, 0.0))

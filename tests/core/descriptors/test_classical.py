@@ -52,7 +52,7 @@ def test_sift_peer_brings_its_own_keypoints_and_ratio():
 
     img = _prepared(textured(200, 200, seed=4))
     d = get_describer("sift")
-    assert isinstance(d, SiftDescriber) and d.ratio == 0.8 and d.refine is False
+    assert isinstance(d, SiftDescriber) and d.ratio == 0.8 and d.guided is False
     kp = d.detect(img)
     desc = d.describe(img, kp)
     assert len(kp) > 20 and desc.shape == (len(kp), 128)

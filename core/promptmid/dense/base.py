@@ -1,0 +1,42 @@
+"""The dense-feature interface: an image in, a (C, h, w) float map at a known stride out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from ..descriptors.base import PreparedImage
+
+
+@dataclass
+class DenseMap:
+    """Dense features of one image.
+
+    ``features`` is (C, h, w) float32; cell j covers image pixels [stride*j, stride*j + stride), so image
+    pixel x sits at cell coordinate (x + 0.5) / stride - 0.5. ``valid`` (h, w) marks cells with data.
+    ``orientation_period`` > 0 says the channels are ``n_orientations`` equally spaced orientation bins
+    over that many degrees (repeated per scale), so a rotation of the image cyclically shifts them; the
+    search uses it to compensate the channels of a rotated map. 0 = no such structure (learned maps).
+    """
+
+    features: torch.Tensor
+    valid: torch.Tensor
+    stride: int = 1
+    n_orientations: int = 0
+    orientation_period: float = 0.0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.features.shape[1]), int(self.features.shape[2])
+
+
+@runtime_checkable
+class DenseFeaturizer(Protocol):
+    """Anything that turns a prepared image into a :class:`DenseMap` whose SAR and optical maps compare
+    by correlation (same channels, same meaning in both modalities)."""
+
+    name: str
+
+    def dense_map(self, image: PreparedImage) -> DenseMap: ...

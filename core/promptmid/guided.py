@@ -1,0 +1,195 @@
+"""Stage 2, guided matching: tie points near the positions the global hypothesis predicts.
+
+Two ways to find the optical partner of a SAR keypoint, both restricted to a window around its predicted
+position (so a repeated structure elsewhere in the image cannot win):
+
+* ``template``: the SAR dense map is warped into the optical frame by the hypothesis once; around each
+  keypoint a template of it is correlated (zero-mean NCC over all channels, FFT) with the optical map over
+  +-``radius_px``; the peak, refined to sub-pixel by a parabola fit, gives the tie point.
+* ``descriptor``: PC-FAST keypoints of both images matched by descriptor similarity (PromptMID or any
+  :class:`~promptmid.descriptors.base.Describer`), mutual nearest neighbours among candidates whose
+  position agrees with the prediction within ``radius_px``.
+
+Tie points are real measurements (SAR keypoint <-> where its structure is in the optical image) with real
+residuals: they become the GCPs. Coordinates: work-grid array-index pixels (x = col, y = row).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .dense.base import DenseMap
+from .geometry.fit import apply_h
+from .search import _rotate_channels
+
+
+@dataclass
+class GuidedConfig:
+    template_px: int = 33  # template side, work px (odd)
+    radius_px: int = 8  # search radius around the predicted position, work px
+    max_points: int = 400  # keypoints tried (strongest first, spread by the detector)
+    min_ncc: float = 0.25  # template peaks below this are not tie points
+    min_peak_ratio: float = 1.05  # best / second peak (at least 2 px away): rejects flat or repeated structure
+    min_valid: float = 0.9  # template pixels with data in both images, at least
+
+
+@dataclass
+class TiePoints:
+    sar: np.ndarray  # (N, 2) SAR work px
+    optical: np.ndarray  # (N, 2) optical work px
+    score: np.ndarray  # (N,) similarity (NCC or cosine)
+
+    def __len__(self) -> int:
+        return len(self.sar)
+
+    @staticmethod
+    def empty() -> "TiePoints":
+        return TiePoints(np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0, np.float32))
+
+    def concat(self, other: "TiePoints") -> "TiePoints":
+        return TiePoints(np.vstack([self.sar, other.sar]), np.vstack([self.optical, other.optical]),
+                         np.concatenate([self.score, other.score]).astype(np.float32))
+
+
+def rotation_of(h: np.ndarray) -> float:
+    """Rotation angle (degrees) of the linear part of a 3x3 matrix, as the search defines it."""
+    return math.degrees(math.atan2(h[1, 0] - h[0, 1], h[0, 0] + h[1, 1]))
+
+
+def warp_dense(sar: DenseMap, h: np.ndarray, out_shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAR dense map (stride 1) resampled into the optical frame through ``h`` (SAR px -> optical px).
+    Orientation channels are turned with the rotation of ``h`` so they mean the same as the optical's."""
+    if sar.stride != 1:
+        raise ValueError("guided matching needs stride-1 dense maps")
+    ho, wo = out_shape
+    hs, ws = sar.shape
+    ys, xs = torch.meshgrid(torch.arange(ho, dtype=torch.float64), torch.arange(wo, dtype=torch.float64), indexing="ij")
+    pts = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ torch.from_numpy(np.linalg.inv(h)).T
+    grid = torch.stack([(pts[..., 0] + 0.5) / ws * 2 - 1, (pts[..., 1] + 0.5) / hs * 2 - 1], -1).float()[None]
+    f = F.grid_sample(sar.features.float()[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    v = F.grid_sample(sar.valid.float()[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0] > 0.999
+    if sar.n_orientations:
+        f = _rotate_channels(f, [rotation_of(h)], sar.n_orientations, sar.orientation_period)
+    return f[0] * v, v
+
+
+def template_tie_points(optical: DenseMap, sar: DenseMap, h: np.ndarray, sar_points: np.ndarray,
+                        cfg: GuidedConfig) -> TiePoints:
+    """Template matching of the dense maps around each SAR point's predicted optical position."""
+    if len(sar_points) == 0:
+        return TiePoints.empty()
+    ho, wo = optical.shape
+    fs, vs = warp_dense(sar, h, (ho, wo))
+    fo, vo = optical.features.float(), optical.valid
+    t2 = cfg.template_px // 2
+    r = int(cfg.radius_px)
+    s2 = t2 + r
+    pred = apply_h(h, sar_points[: cfg.max_points])
+    centre = np.round(pred).astype(int)
+    inside = (centre[:, 0] >= s2) & (centre[:, 0] < wo - s2) & (centre[:, 1] >= s2) & (centre[:, 1] < ho - s2)
+    idx = np.flatnonzero(inside)
+    if len(idx) == 0:
+        return TiePoints.empty()
+    cx, cy = torch.from_numpy(centre[idx, 0]), torch.from_numpy(centre[idx, 1])
+    both = (vs & vo).float()
+    tmpl, tv = _patches(fs, cx, cy, t2), _patches(both[None], cx, cy, t2)[:, 0]
+    srch = _patches(fo, cx, cy, s2)
+    ok = tv.mean(dim=(1, 2)) >= cfg.min_valid
+    ncc = _zncc(tmpl * tv[:, None], srch, tv)  # (N, 2r+1, 2r+1)
+    flat = ncc.reshape(len(idx), -1)
+    best, j = flat.max(dim=1)
+    size = 2 * r + 1
+    iy, ix = (j // size).numpy(), (j % size).numpy()
+    # second peak: the best value at least 2 px from the first
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    far = ((yy[None] - torch.from_numpy(iy)[:, None, None]) ** 2 + (xx[None] - torch.from_numpy(ix)[:, None, None]) ** 2) > 4
+    second = torch.where(far, ncc, torch.full_like(ncc, -1.0)).reshape(len(idx), -1).max(dim=1).values
+    on_edge = (iy == 0) | (iy == size - 1) | (ix == 0) | (ix == size - 1)
+    keep = (ok.numpy() & ~on_edge & (best.numpy() >= cfg.min_ncc)
+            & (best.numpy() >= cfg.min_peak_ratio * np.maximum(second.numpy(), 1e-6)))
+    sub = np.array([_parabola_peak(ncc[k].numpy(), iy[k], ix[k]) for k in range(len(idx))]).reshape(-1, 2)
+    opt = np.column_stack([centre[idx, 0] + ix - r + sub[:, 1], centre[idx, 1] + iy - r + sub[:, 0]]).astype(np.float64)
+    # the template sat at round(pred), so the optical partner of the SAR point is pred + (found - centre)
+    opt += pred[idx] - centre[idx]
+    k = np.flatnonzero(keep)
+    return TiePoints(sar_points[idx[k]].astype(np.float64), opt[k], best.numpy()[k].astype(np.float32))
+
+
+def _patches(img: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor, half: int) -> torch.Tensor:
+    """(N, C, 2h+1, 2h+1) windows of a (C, H, W) map centred on integer (cx, cy)."""
+    off = torch.arange(-half, half + 1)
+    ys = (cy[:, None] + off[None]).clamp(0, img.shape[1] - 1)
+    xs = (cx[:, None] + off[None]).clamp(0, img.shape[2] - 1)
+    return img[:, ys[:, :, None], xs[:, None, :]].permute(1, 0, 2, 3)
+
+
+def _zncc(tmpl: torch.Tensor, search: torch.Tensor, tmask: torch.Tensor) -> torch.Tensor:
+    """Zero-mean NCC of each (C, t, t) template (masked by (t, t)) at every offset inside its (C, s, s)
+    search window, all channels as one vector. Returns (N, s-t+1, s-t+1)."""
+    n_, c, t, _ = tmpl.shape
+    s = search.shape[-1]
+    out = s - t + 1
+    P = _fast_even(s)  # valid offsets only read s(p + d) with p + d < s: no wrap-around below size s
+    m = tmask[:, None]
+    cnt = m.sum(dim=(1, 2, 3)) * c  # elements in the template vector
+    t_mean = tmpl.sum(dim=(1, 2, 3)) / cnt.clamp(min=1)
+    tz = (tmpl - t_mean[:, None, None, None]) * m
+    t_norm = torch.sqrt((tz ** 2).sum(dim=(1, 2, 3))).clamp(min=1e-9)
+    Fs = torch.fft.rfft2(search, s=(P, P))
+    num = torch.fft.irfft2((Fs * torch.fft.rfft2(tz, s=(P, P)).conj()).sum(1), s=(P, P))[:, :out, :out]
+    Fm = torch.fft.rfft2(m.expand(-1, c, -1, -1), s=(P, P)).conj()
+    s_sum = torch.fft.irfft2((Fs * Fm).sum(1), s=(P, P))[:, :out, :out]
+    s_sq = torch.fft.irfft2((torch.fft.rfft2(search ** 2, s=(P, P)) * Fm).sum(1), s=(P, P))[:, :out, :out]
+    var = (s_sq - s_sum ** 2 / cnt[:, None, None].clamp(min=1)).clamp(min=1e-9)
+    return num / (t_norm[:, None, None] * torch.sqrt(var))
+
+
+def _parabola_peak(surface: np.ndarray, iy: int, ix: int) -> tuple[float, float]:
+    def par(a: float, b: float, c: float) -> float:
+        den = a - 2 * b + c
+        return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < -1e-12 else 0.0
+
+    h, w = surface.shape
+    dy = par(surface[iy - 1, ix], surface[iy, ix], surface[iy + 1, ix]) if 0 < iy < h - 1 else 0.0
+    dx = par(surface[iy, ix - 1], surface[iy, ix], surface[iy, ix + 1]) if 0 < ix < w - 1 else 0.0
+    return dy, dx
+
+
+def _fast_even(n: int) -> int:
+    """Smallest 2^a 3^b >= n (fast real-FFT sizes)."""
+    best = 1 << (n - 1).bit_length()
+    p3 = 1
+    while p3 < 2 * n:
+        p = p3
+        while p < 2 * n:
+            if n <= p < best and p % 2 == 0:
+                best = p
+            p *= 2
+        p3 *= 3
+    return best
+
+
+def descriptor_tie_points(kp_optical: np.ndarray, desc_optical: np.ndarray, kp_sar: np.ndarray, desc_sar: np.ndarray,
+                          h: np.ndarray, radius_px: float) -> TiePoints:
+    """Mutual nearest neighbours by descriptor (cosine) among pairs whose optical keypoint lies within
+    ``radius_px`` of the SAR keypoint's predicted position ``h(p_sar)``."""
+    if len(kp_optical) == 0 or len(kp_sar) == 0:
+        return TiePoints.empty()
+    pred = torch.from_numpy(apply_h(h, kp_sar))
+    ko = torch.from_numpy(np.asarray(kp_optical, np.float64))
+    near = torch.cdist(pred, ko) <= radius_px  # (Ns, No)
+    sim = torch.from_numpy(np.asarray(desc_sar, np.float32)) @ torch.from_numpy(np.asarray(desc_optical, np.float32)).T
+    sim = torch.where(near, sim, torch.full_like(sim, -2.0))
+    best_o = sim.argmax(dim=1)
+    best_s = sim.argmax(dim=0)
+    i = torch.arange(len(kp_sar))
+    keep = (best_s[best_o] == i) & (sim[i, best_o] > -2.0)
+    i, j = i[keep].numpy(), best_o[keep].numpy()
+    return TiePoints(np.asarray(kp_sar, np.float64)[i], np.asarray(kp_optical, np.float64)[j],
+                     sim[i, j].numpy().astype(np.float32))

@@ -1,0 +1,136 @@
+"""Stage 4, verdict: is the fitted transform a registration a user can trust?
+
+A wrong registration that looks right is the worst outcome, so the fit is judged on evidence that a
+wrong answer rarely has all of: a global search peak clearly above the best *different* pose, enough
+tie points that agree with one transform, spread over the overlap, a fit that agrees with the global
+estimate, and a small expected error of the transform itself. Thresholds are calibrated on the training
+split (``scripts/calibrate_verdict.py``); the test split is never used for them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .geometry.fit import FitResult, apply_h, expected_error
+
+VERDICTS = ("registered", "uncertain", "failed")
+
+
+@dataclass
+class VerdictConfig:
+    min_inliers: int = 10  # fewer consistent tie points: failed
+    min_inliers_registered: int = 16
+    min_inlier_ratio: float = 0.25  # inliers / tie points
+    min_spread: float = 0.15  # convex hull of inliers / valid overlap area
+    max_agreement_px: float = 4.0  # fit vs global hypothesis, max over corners and centre (work px)
+    max_expected_error_px: float = 1.5  # expected error of the transform at corners / centre (work px)
+    min_peak_ratio: float = 1.03  # global peak / best distinct pose (1 = ambiguous)
+    min_search_score: float = 0.08  # normalised correlation of the global peak
+
+
+@dataclass
+class Evidence:
+    n_tie_points: int = 0
+    n_inliers: int = 0
+    inlier_ratio: float = 0.0
+    spread: float = 0.0
+    agreement_px: float = math.inf  # NaN: not available
+    expected_error_px: float = math.inf
+    peak_ratio: float = 0.0
+    search_score: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else round(v, 4) if isinstance(v, float) else v)
+                for k, v in asdict(self).items()}
+
+
+@dataclass
+class Verdict:
+    verdict: str  # registered | uncertain | failed
+    confidence: float  # 0..1
+    reason: str  # one line: why not registered (empty when registered)
+    evidence: Evidence = field(default_factory=Evidence)
+
+    @property
+    def registered(self) -> bool:
+        return self.verdict == "registered"
+
+
+def corners_and_centre(shape: tuple[int, int], valid: Optional[np.ndarray] = None) -> np.ndarray:
+    """Corners and centre of the valid area's bounding box ((5, 2), x/y work px)."""
+    h, w = shape
+    if valid is not None and valid.any():
+        ys, xs = np.nonzero(valid)
+        x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    else:
+        x0, x1, y0, y1 = 0, w - 1, 0, h - 1
+    return np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1], [(x0 + x1) / 2, (y0 + y1) / 2]], float)
+
+
+def gather_evidence(sar_pts: np.ndarray, opt_pts: np.ndarray, fit: Optional[FitResult], sar_valid: np.ndarray,
+                    prior: Optional[np.ndarray], peak_ratio: float, search_score: float) -> Evidence:
+    """Evidence for the verdict. Points: (N, 2) tie points (SAR, optical work px); ``fit`` maps SAR ->
+    optical; ``prior`` is the global hypothesis's 3x3 matrix (None when there was no search)."""
+    ev = Evidence(n_tie_points=len(sar_pts), peak_ratio=float(peak_ratio), search_score=float(search_score))
+    if fit is None or len(sar_pts) == 0:
+        return ev
+    inl = fit.inliers
+    ev.n_inliers = int(inl.sum())
+    ev.inlier_ratio = ev.n_inliers / max(len(sar_pts), 1)
+    at = corners_and_centre(sar_valid.shape, sar_valid)
+    if ev.n_inliers >= 3:
+        hull = cv2.convexHull(np.asarray(sar_pts[inl], np.float32))
+        ev.spread = float(cv2.contourArea(hull)) / max(float(sar_valid.sum()), 1.0)
+    ev.expected_error_px = float(np.max(expected_error(sar_pts[inl], opt_pts[inl], fit.matrix, at)))
+    ev.agreement_px = math.nan  # no global estimate to compare with (sparse peers)
+    if prior is not None:
+        ev.agreement_px = float(np.max(np.linalg.norm(apply_h(fit.matrix, at) - apply_h(prior, at), axis=1)))
+    return ev
+
+
+def judge(ev: Evidence, cfg: VerdictConfig) -> Verdict:
+    """Verdict and confidence from the evidence; the reason names the weakest piece and what to try."""
+    if ev.n_inliers < cfg.min_inliers:
+        return Verdict("failed", 0.0, f"only {ev.n_inliers} consistent tie points (at least {cfg.min_inliers} needed)", ev)
+    checks = [  # (passes, margin in [0, 1] (how clearly), reason when it fails)
+        (ev.n_inliers >= cfg.min_inliers_registered, _ratio(ev.n_inliers, cfg.min_inliers_registered),
+         f"few consistent tie points ({ev.n_inliers})"),
+        (ev.inlier_ratio >= cfg.min_inlier_ratio, _ratio(ev.inlier_ratio, cfg.min_inlier_ratio),
+         f"most tie points disagree with the fit ({100 * ev.inlier_ratio:.0f} % consistent)"),
+        (ev.spread >= cfg.min_spread, _ratio(ev.spread, cfg.min_spread),
+         f"tie points cover only {100 * ev.spread:.0f} % of the overlap"),
+        (ev.agreement_px <= cfg.max_agreement_px, _ratio(cfg.max_agreement_px, ev.agreement_px),
+         f"the tie-point fit disagrees with the global search by {ev.agreement_px:.1f} px"),
+        (ev.expected_error_px <= cfg.max_expected_error_px, _ratio(cfg.max_expected_error_px, ev.expected_error_px),
+         f"expected error of the transform {ev.expected_error_px:.1f} px"),
+        (ev.peak_ratio >= cfg.min_peak_ratio, _ratio(ev.peak_ratio - 1.0, cfg.min_peak_ratio - 1.0),
+         "another pose matches almost as well (ambiguous scene: repeated or weak structure)"),
+        (ev.search_score >= cfg.min_search_score, _ratio(ev.search_score, cfg.min_search_score),
+         f"weak structural similarity between the images (score {ev.search_score:.2f})"),
+    ]
+    # Evidence a path does not produce (NaN: a sparse peer has no global search) is not judged.
+    names = ("n_inliers", "inlier_ratio", "spread", "agreement_px", "expected_error_px", "peak_ratio", "search_score")
+    checks = [c for c, n in zip(checks, names) if not (isinstance(getattr(ev, n), float) and math.isnan(getattr(ev, n)))]
+    # Confidence: the weakest margin, mapped so that just passing every check gives 0.5.
+    weakest = min(m for _, m, _ in checks)
+    confidence = float(np.clip(0.5 * weakest, 0.0, 1.0))
+    failed = [reason for ok, _, reason in checks if not ok]
+    if failed:
+        return Verdict("uncertain", confidence, "; ".join(failed), ev)
+    return Verdict("registered", confidence, "", ev)
+
+
+def _ratio(num: float, den: float) -> float:
+    """num / den clipped to [0, 2]: how clearly a check passes (1 = exactly at its threshold)."""
+    if math.isnan(num) or math.isnan(den):
+        return 0.0
+    if num == math.inf or den <= 0:
+        return 2.0 if num > 0 else 0.0
+    if den == math.inf or num <= 0:
+        return 0.0
+    return float(np.clip(num / den, 0.0, 2.0))

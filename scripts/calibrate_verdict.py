@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Calibrate the verdict thresholds (``promptmid.verdict.VerdictConfig``) on the TRAIN split only.
+
+Runs the evaluation harness on the train pairs under both protocols with every verdict check switched
+off (so each pair's evidence and true error are recorded), then tightens one threshold at a time, each
+time the one that rejects a wrong registration (> 5 px) at the lowest cost in right ones (<= 3 px), until
+no wrong registration is accepted. Prints the thresholds and writes them, with the per-pair evidence, to
+``--out`` (JSON). The defaults in verdict.py are copied from that output; the test split is never read.
+
+    .venv/bin/python scripts/calibrate_verdict.py ../shared/data/optical-sar/train --engine default --out bench/results/verdict_calibration.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import asdict, fields, replace
+
+import numpy as np
+
+# (evidence field, VerdictConfig field, direction: +1 = larger is better)
+CHECKS = [
+    ("n_inliers", "min_inliers_registered", +1),
+    ("inlier_ratio", "min_inlier_ratio", +1),
+    ("spread", "min_spread", +1),
+    ("agreement_px", "max_agreement_px", -1),
+    ("expected_error_px", "max_expected_error_px", -1),
+    ("peak_ratio", "min_peak_ratio", +1),
+    ("search_score", "min_search_score", +1),
+]
+GOOD_PX, BAD_PX = 3.0, 5.0
+
+
+def collect(pairs_dir: str, engine: str, limit: int | None, seed: int) -> list[dict]:
+    from promptmid.config import EngineConfig
+    from promptmid.descriptors.registry import get_describer
+    from promptmid.evaluation.protocol import ProtocolConfig, evaluate_folder
+    from promptmid.runtime import configure_process
+    from promptmid.verdict import VerdictConfig
+
+    configure_process()
+    open_cfg = VerdictConfig(min_inliers_registered=0, min_inlier_ratio=0.0, min_spread=0.0, max_agreement_px=math.inf,
+                             max_expected_error_px=math.inf, min_peak_ratio=0.0, min_search_score=-1.0)
+    cfg = replace(EngineConfig(engine=engine), verdict=open_cfg)
+    describer = get_describer(engine)
+    rows = []
+    for protocol in ("paper", "georef"):
+        def log(r, protocol=protocol):
+            print(f"{protocol:6s} {r.pair_id:30s} fit err {r.fit_err_px:8.2f} px  {r.verdict}", file=sys.stderr, flush=True)
+        summaries = evaluate_folder(pairs_dir, describer, cfg, ProtocolConfig.named(protocol, seed), limit, log=log)
+        for r in summaries["all"].pairs:
+            rows.append({"protocol": protocol, "pair_id": r.pair_id, "fit_err_px": r.fit_err_px, **r.evidence})
+    return rows
+
+
+def choose(rows: list[dict], base: dict) -> tuple[dict, dict]:
+    """Greedy tightening until no wrong registration passes; returns thresholds and counts."""
+    def value(r, f):
+        v = r.get(f)
+        return math.nan if v is None else float(v)
+
+    def passes(r, th):
+        if value(r, "n_inliers") < base["min_inliers"]:
+            return False
+        for f, t, d in CHECKS:
+            v = value(r, f)
+            if math.isnan(v):
+                continue
+            if (d > 0 and not v >= th[t]) or (d < 0 and not v <= th[t]):
+                return False
+        return True
+
+    err = lambda r: math.inf if r["fit_err_px"] is None else float(r["fit_err_px"])
+    good = [r for r in rows if err(r) <= GOOD_PX]
+    bad = [r for r in rows if err(r) > BAD_PX]
+    th = {t: (-math.inf if d > 0 else math.inf) for _, t, d in CHECKS}
+    while True:
+        bad_in = [r for r in bad if passes(r, th)]
+        if not bad_in:
+            break
+        best = None
+        for f, t, d in CHECKS:
+            # candidate: just past the most lenient wrong pair still accepted on this feature
+            vals = sorted({value(r, f) for r in bad_in if not math.isnan(value(r, f))}, reverse=d < 0)
+            for v in vals[:8]:
+                cand = dict(th)
+                cand[t] = np.nextafter(v, math.inf if d > 0 else -math.inf)
+                removed = len(bad_in) - sum(passes(r, cand) for r in bad)
+                lost = sum(passes(r, th) for r in good) - sum(passes(r, cand) for r in good)
+                if removed > 0 and (best is None or lost / removed < best[0] or (lost / removed == best[0] and removed > best[1])):
+                    best = (lost / removed, removed, cand)
+        if best is None:
+            break
+        th = best[2]
+    counts = {
+        "pairs": len(rows), "right_le_3px": len(good), "wrong_gt_5px": len(bad),
+        "right_claimed": sum(passes(r, th) for r in good), "wrong_claimed": sum(passes(r, th) for r in bad),
+        "claimed": sum(passes(r, th) for r in rows),
+    }
+    return th, counts
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("pairs_dir", help="the TRAIN split")
+    ap.add_argument("--engine", default="default")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=1, help="protocol seed (not the benchmark's 0, to keep them apart)")
+    ap.add_argument("--out", default="bench/results/verdict_calibration.json")
+    ap.add_argument("--reuse", action="store_true", help="re-choose thresholds from the rows stored in --out")
+    args = ap.parse_args()
+    if os.path.basename(os.path.normpath(args.pairs_dir)) == "test":
+        ap.error("calibrate on the train split, never on test")
+    from promptmid.verdict import VerdictConfig
+
+    if args.reuse:
+        rows = json.load(open(args.out))["rows"]
+    else:
+        rows = collect(args.pairs_dir, args.engine, args.limit, args.seed)
+    th, counts = choose(rows, asdict(VerdictConfig()))
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as fh:
+        json.dump({"engine": args.engine, "thresholds": {k: (None if not math.isfinite(v) else v) for k, v in th.items()},
+                   "counts": counts, "rows": rows}, fh, indent=1, default=lambda o: None)
+    print(json.dumps({"thresholds": th, "counts": counts}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

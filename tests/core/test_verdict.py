@@ -1,0 +1,67 @@
+import math
+
+import numpy as np
+import pytest
+
+from promptmid.geometry.fit import FitResult, expected_error
+from promptmid.verdict import Evidence, VerdictConfig, gather_evidence, judge
+
+GOOD = Evidence(n_tie_points=120, n_inliers=100, inlier_ratio=0.83, spread=0.5, agreement_px=0.8,
+                expected_error_px=0.3, peak_ratio=1.4, search_score=0.3)
+
+
+def test_strong_evidence_is_registered_with_confidence():
+    v = judge(GOOD, VerdictConfig())
+    assert v.verdict == "registered" and v.registered and v.reason == "" and 0.5 <= v.confidence <= 1.0
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("agreement_px", 25.0, "disagrees with the global search"),
+    ("spread", 0.02, "cover only 2 %"),
+    ("peak_ratio", 1.0, "another pose matches almost as well"),
+    ("expected_error_px", 9.0, "expected error"),
+    ("search_score", 0.01, "weak structural similarity"),
+])
+def test_each_weak_piece_of_evidence_makes_it_uncertain_and_says_why(field, value, words):
+    ev = Evidence(**{**GOOD.__dict__, field: value})
+    v = judge(ev, VerdictConfig())
+    assert v.verdict == "uncertain" and words in v.reason and v.confidence < 0.5
+
+
+def test_too_few_inliers_is_failed():
+    v = judge(Evidence(**{**GOOD.__dict__, "n_inliers": 4}), VerdictConfig())
+    assert v.verdict == "failed" and "only 4 consistent tie points" in v.reason and v.confidence == 0.0
+
+
+def test_missing_evidence_is_not_judged():
+    """A sparse peer has no global search: NaN evidence is skipped, not failed."""
+    ev = Evidence(**{**GOOD.__dict__, "peak_ratio": math.nan, "search_score": math.nan, "agreement_px": math.nan})
+    assert judge(ev, VerdictConfig()).verdict == "registered"
+
+
+def test_expected_error_shrinks_with_more_tie_points_and_grows_outside_them():
+    rng = np.random.default_rng(0)
+    m = np.array([[1.0, 0.02, 3.0], [-0.02, 1.0, -2.0], [0, 0, 1]])
+
+    def exp_err(n, at):
+        src = rng.uniform(50, 150, (n, 2))
+        dst = src @ m[:2, :2].T + m[:2, 2] + rng.normal(0, 1.0, (n, 2))
+        return expected_error(src, dst, m, at)
+
+    centre, far = np.array([[100.0, 100.0]]), np.array([[400.0, 400.0]])
+    assert exp_err(400, centre)[0] < exp_err(20, centre)[0]
+    assert exp_err(100, far)[0] > 3 * exp_err(100, centre)[0]
+    assert exp_err(100, centre)[0] == pytest.approx(1.0 * np.sqrt(2 / 100), rel=0.5)  # sigma * sqrt(2 / n) at the centroid
+    assert np.isinf(expected_error(np.zeros((3, 2)), np.zeros((3, 2)), m, centre)).all()
+
+
+def test_gather_evidence_measures_spread_and_agreement():
+    src = np.array([[x, y] for x in range(10, 100, 10) for y in range(10, 100, 10)], float)
+    shift = np.array([[1, 0, 2.0], [0, 1, 0.0], [0, 0, 1]])
+    dst = src + [2.0, 0.0]
+    fit = FitResult(shift, np.ones(len(src), bool), np.zeros(len(src), np.float32))
+    valid = np.ones((100, 100), bool)
+    ev = gather_evidence(src, dst, fit, valid, np.eye(3), 1.3, 0.25)
+    assert ev.n_inliers == 81 and ev.inlier_ratio == 1.0
+    assert ev.spread == pytest.approx(0.8 * 0.8 / 1.0, abs=0.02)  # hull of 10..90 in a 100 x 100 image
+    assert ev.agreement_px == pytest.approx(2.0)  # the fit moves everything 2 px more than the prior
