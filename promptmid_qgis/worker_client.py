@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -51,25 +50,38 @@ def run_job(python: str, job: dict, on_progress: Callable[[float, str], None], i
         for line in proc.stderr:
             out.log.append(line.rstrip())
 
-    threading.Thread(target=read_stdout, daemon=True).start()
-    threading.Thread(target=read_stderr, daemon=True).start()
-    proc.stdin.write(json.dumps(job))
-    proc.stdin.close()
-    handled = 0
-    while True:
-        finished = done.wait(poll_s)
-        while handled < len(lines):
-            _handle(lines[handled], out, on_progress)
-            handled += 1
-        if finished and proc.poll() is not None:
-            break
-        if is_cancelled():
+    readers = [threading.Thread(target=read_stdout, daemon=True), threading.Thread(target=read_stderr, daemon=True)]
+    for reader in readers:
+        reader.start()
+    try:
+        try:
+            proc.stdin.write(json.dumps(job))
+            proc.stdin.close()
+        except OSError:  # the worker died at start-up (BrokenPipe): its stderr says why, reported below
+            pass
+        handled = 0
+        while True:
+            finished = done.wait(poll_s)
+            while handled < len(lines):
+                _handle(lines[handled], out, on_progress)
+                handled += 1
+            if finished and proc.poll() is not None:
+                break
+            if is_cancelled():
+                proc.kill()
+                out.cancelled, out.error, out.kind = True, "Cancelled by user.", "CancelledError"
+                return out
+    finally:
+        # Reap the process and close every pipe here: left to the garbage collector they surface as
+        # "ResourceWarning: unclosed file" in QGIS's Python warnings log after each run.
+        if proc.poll() is None:
             proc.kill()
-            proc.wait()
-            out.cancelled, out.error, out.kind = True, "Cancelled by user.", "CancelledError"
-            return out
-    proc.wait()
-    time.sleep(0.05)  # let the stderr reader drain
+        proc.wait()
+        for reader in readers:
+            reader.join(timeout=5)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
     if out.result is None and not out.error:
         out.error = f"The engine stopped unexpectedly (exit code {proc.returncode})" + (f": {out.log[-1]}" if out.log else ".")
         out.kind = "WorkerCrash"
