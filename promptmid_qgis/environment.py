@@ -88,12 +88,19 @@ def probe(python: str, model_dir: str = "", timeout: float = 120.0) -> dict:
     return {"error": f"{python}: engine check failed ({tail[0][:200]})"}
 
 
-def find_engine_python(configured: str = "") -> tuple[Optional[str], str]:
-    """(interpreter, "") for the first candidate that passes the check, else (None, reason)."""
+def find_engine(configured: str = "", model_dir: str = "") -> tuple[Optional[str], dict, str]:
+    """(interpreter, its probe info, "") for the first candidate that passes the check, else (None, {}, reason).
+    Slow (each probe imports torch in a subprocess): never call it on the GUI thread."""
     reasons = []
     for py in candidate_pythons(configured):
-        info = probe(py)
+        info = probe(py, model_dir)
         if "error" not in info:
-            return py, ""
+            return py, info, ""
         reasons.append(info["error"])
-    return None, "; ".join(reasons) or "no Python environment with the engine's packages was found"
+    return None, {}, "; ".join(reasons) or "no Python environment with the engine's packages was found"
+
+
+def find_engine_python(configured: str = "") -> tuple[Optional[str], str]:
+    """(interpreter, "") for the first candidate that passes the check, else (None, reason)."""
+    python, _info, why = find_engine(configured)
+    return python, why

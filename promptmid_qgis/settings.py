@@ -12,6 +12,10 @@ ENGINE_LABELS = {"default": "Default (shipped CPU model)", "promptmid": "Full Pr
 DEVICES = ("auto", "cpu", "cuda")
 TRANSFORMS = ("affine", "poly2", "tps")
 TRANSFORM_LABELS = {"affine": "Affine (polynomial 1)", "poly2": "Polynomial 2", "tps": "Thin-plate spline"}
+LAND_USE = ("farmland", "city", "village", "water", "forest", "road", "others")
+LAND_USE_LABELS = {"farmland": "Farmland", "city": "City", "village": "Village", "water": "Water", "forest": "Forest",
+                   "road": "Road", "others": "Others (mixed / unknown)"}
+DEFAULT_LAND_USE = "others"  # the neutral class: the same default in the dialog and in Processing
 
 
 @dataclass
@@ -22,6 +26,7 @@ class PluginSettings:
     transform: str = "affine"
     python: str = ""  # engine interpreter; empty = auto-detect
     output_dir: str = ""
+    land_use: str = DEFAULT_LAND_USE  # last land-use class chosen in the Register dialog
 
     @classmethod
     def load(cls) -> "PluginSettings":

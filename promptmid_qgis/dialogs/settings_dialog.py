@@ -8,7 +8,7 @@ from qgis.gui import QgsFileWidget
 from qgis.PyQt.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QPlainTextEdit, QPushButton,
                                  QVBoxLayout)
 
-from ..environment import find_engine_python, probe
+from ..environment import find_engine
 from .widgets import keyed_combo
 from ..settings import DEVICES, ENGINE_LABELS, ENGINES, TRANSFORM_LABELS, TRANSFORMS, PluginSettings
 
@@ -20,6 +20,12 @@ def describe_probe(info: dict) -> str:
     lines += [f"  {k}: {v}" for k, v in info.get("packages", {}).items()]
     lines.append(f"GPU: {info.get('cuda_device') or 'none (CPU will be used)'}" if info.get("cuda") is not None else "GPU: unknown")
     lines.append(f"Default model: {'present' if info.get('lite_present') else 'MISSING'} ({info.get('lite_weights')})")
+    if "models" in info:
+        lines.append("Full PromptMID engine (model folder):")
+    else:
+        lines.append("Full PromptMID engine: no model folder set. It needs Stable Diffusion 1.5, a SAR ControlNet, DINOv2 "
+                     "and VGG19 in one folder (see the README, 'Model directory'); the Default and Classical engines "
+                     "need none of them.")
     for m in info.get("models", []):
         state = "ok" if m["present"] else ("MISSING" if m["required"] else "absent")
         lines.append(f"  {state:8s} {m['key']}: {m['path']}" + ("" if m["present"] else f" (get it from {m['source']})"))
@@ -67,7 +73,8 @@ class SettingsDialog(QDialog):
     def values(self) -> PluginSettings:
         return PluginSettings(model_dir=self.model_dir.filePath().strip(), device=self.device.currentText(),
                               engine=self.engine.currentData(), transform=self.transform.currentData(),
-                              python=self.python.filePath().strip(), output_dir=self.settings.output_dir)
+                              python=self.python.filePath().strip(), output_dir=self.settings.output_dir,
+                              land_use=self.settings.land_use)
 
     def check_models(self) -> None:
         """Probe in a background task (importing torch takes seconds; the dialog stays responsive)."""
@@ -76,8 +83,8 @@ class SettingsDialog(QDialog):
         v = self.values()
 
         def work(_task):
-            py, why = find_engine_python(v.python)
-            return probe(py, v.model_dir) if py else {"error": why}
+            py, info, why = find_engine(v.python, v.model_dir)
+            return info if py else {"error": why}
 
         def done(exception, result=None):
             self.check_button.setEnabled(True)

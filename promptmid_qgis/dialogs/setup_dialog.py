@@ -57,7 +57,7 @@ class SetupDialog(QDialog):
         self.log.setReadOnly(True)
         self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Close)
         self.buttons.button(QDialogButtonBox.Ok).setText("Create environment")
-        self.buttons.accepted.connect(self.start)
+        self.buttons.accepted.connect(self._ok_clicked)
         self.buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         for w in (self.label, self.progress, self.log, self.buttons):
@@ -71,6 +71,12 @@ class SetupDialog(QDialog):
     def python(self) -> str:
         return self.steps[-1][1][0]
 
+    def _ok_clicked(self) -> None:
+        if self.ok:
+            self.accept()  # "Continue": the registration goes on with the new environment
+        else:
+            self.start()
+
     def start(self) -> None:
         self.buttons.button(QDialogButtonBox.Ok).setEnabled(False)
         self._next()
@@ -80,14 +86,25 @@ class SetupDialog(QDialog):
         self.progress.setValue(self.step)
         if self.step >= len(self.steps):
             self.ok = True
-            self.label.setText(f"Done: the engine environment is ready ({self.python}).")
+            self.label.setText(f"Done: the engine environment is ready ({self.python}). Continue runs the registration; "
+                               "Close leaves it for later.")
+            ok = self.buttons.button(QDialogButtonBox.Ok)
+            ok.setText("Continue")
+            ok.setEnabled(True)
+            ok.setDefault(True)
             return
         title, cmd = self.steps[self.step]
-        self.log.appendPlainText(f"== {title}\n$ {' '.join(cmd)}")
+        self._append(f"== {title}\n$ {' '.join(cmd)}")
         self.proc.start(cmd[0], cmd[1:])
 
     def _read(self) -> None:
-        self.log.appendPlainText(bytes(self.proc.readAllStandardOutput()).decode(errors="replace").rstrip())
+        self._append(bytes(self.proc.readAllStandardOutput()).decode(errors="replace").rstrip())
+
+    def _append(self, text: str) -> None:
+        """Append to the log and follow it (pip prints hundreds of lines)."""
+        self.log.appendPlainText(text)
+        bar = self.log.verticalScrollBar()
+        bar.setValue(bar.maximum())
 
     def _step_done(self, code: int, _status) -> None:
         if code != 0:

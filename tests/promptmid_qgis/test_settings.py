@@ -34,3 +34,27 @@ def test_setup_steps_make_a_venv_with_system_packages_and_pinned_requirements(tm
     steps = setup_steps(tmp_path / "venv")
     assert steps[0][1][1:] == ["-m", "venv", "--system-site-packages", str(tmp_path / "venv")]
     assert steps[1][1][-2] == "-r" and steps[1][1][-1].endswith(("requirements-engine.txt", "requirements.txt"))
+
+
+def test_check_models_without_a_model_folder_speaks_of_the_full_engine():
+    text = describe_probe({"python": "/p", "packages": {"torch": "2.13.0"}, "cuda": False, "lite_present": True, "lite_weights": "w"})
+    assert "Full PromptMID engine: no model folder set" in text and "Stable Diffusion 1.5" in text
+
+
+def test_setup_log_follows_and_continue_goes_on(qgis_app, qtbot, tmp_path):
+    from qgis.PyQt.QtWidgets import QDialogButtonBox
+
+    from promptmid_qgis.dialogs.setup_dialog import SetupDialog
+
+    d = SetupDialog("none found")
+    d.steps = [("Printing", ["/bin/sh", "-c", "for i in $(seq 1 300); do echo line $i; done"])]
+    d.progress.setRange(0, 1)
+    d.show()
+    d.start()
+    qtbot.waitUntil(lambda: d.ok, timeout=20_000)
+    bar = d.log.verticalScrollBar()
+    assert "line 300" in d.log.toPlainText() and bar.maximum() > 0 and bar.value() == bar.maximum()
+    ok = d.buttons.button(QDialogButtonBox.Ok)
+    assert ok.text() == "Continue" and ok.isEnabled()
+    ok.click()
+    assert d.result() == 1  # accepted: the plugin goes on with the registration (Close would not)

@@ -1,13 +1,24 @@
+import gc
 import os
+import time
+import warnings
 
-from qgis.core import Qgis, QgsCoordinateReferenceSystem, QgsGraduatedSymbolRenderer, QgsProject
+from qgis.core import (Qgis, QgsApplication, QgsCoordinateReferenceSystem, QgsGraduatedSymbolRenderer, QgsProject,
+                       QgsTask)
+from qgis.PyQt.QtWidgets import QPushButton
 
+from promptmid_qgis.engine_check import CHECKING, READY, EngineCheck
 from promptmid_qgis.plugin import PromptMIDPlugin
+from promptmid_qgis.settings import PluginSettings
 
 
 def _job(pair_files, out, engine="default"):
     return {"action": "register", "optical": pair_files[0], "sar": pair_files[1], "output_dir": str(out),
-            "engine": engine, "transform": "affine", "land_use": "city", "points_source": "pixel"}
+            "engine": engine, "transform": "affine", "land_use": "city", "points_source": "auto"}
+
+
+def _groups():
+    return [g.name() for g in QgsProject.instance().layerTreeRoot().findGroups()]
 
 
 def test_task_registers_in_the_worker_and_adds_layers(qgis_iface, qgis_new_project, qtbot, pair_files, tmp_path, engine_python):
@@ -17,44 +28,153 @@ def test_task_registers_in_the_worker_and_adds_layers(qgis_iface, qgis_new_proje
         task = plugin.start(_job(pair_files, tmp_path / "out"), python=engine_python)
         assert task is not None and plugin.busy
         assert plugin.start(_job(pair_files, tmp_path / "out2"), python=engine_python) is None  # refused while busy
+        shown = []  # what the task manager showed: the engine's stages, not only a percentage
+        task.stage.connect(lambda _m: shown.append(task.description()))
         qtbot.waitUntil(lambda: not plugin.busy, timeout=180_000)
         assert task.outcome.ok, task.outcome.error
+        assert len(shown) > 3 and all(d.startswith("PromptMID: registering sar_shifted.tif: ") for d in shown)
         root = QgsProject.instance().layerTreeRoot()
         group = root.findGroup("PromptMID: sar_shifted_registered")
         assert group is not None
         names = sorted(l.name() for l in group.findLayers())
-        assert names == ["match_vectors", "sar_shifted_registered.tif", "tie_points"]
+        assert names == ["sar_shifted match vectors", "sar_shifted tie points", "sar_shifted_registered"]
         crs = QgsCoordinateReferenceSystem("EPSG:3395")
         for node in group.findLayers():
             assert node.layer().isValid() and node.layer().crs() == crs
-        tie = next(n.layer() for n in group.findLayers() if n.name() == "tie_points")
+        tie = next(n.layer() for n in group.findLayers() if n.name() == "sar_shifted tie points")
         assert isinstance(tie.renderer(), QgsGraduatedSymbolRenderer) and len(tie.renderer().ranges()) >= 3
         assert tie.featureCount() == task.outcome.result["n_gcps"] >= 50
         success = qgis_iface.messageBar().get_messages(Qgis.Success)
         assert success and "tie points" in success[-1] and ".points" in success[-1]
+        with open(task.outcome.result["outputs"]["points"], encoding="utf-8") as fh:  # georeferenced SAR: layer coordinates
+            row = fh.read().splitlines()[2].split(",")
+        assert abs(float(row[2])) > 1e6  # EPSG:3395 metres, not pixels
     finally:
         plugin.unload()
 
 
-def test_cancel_stops_a_run_within_seconds_and_keeps_no_outputs(qgis_iface, qgis_new_project, qtbot, pair_files, tmp_path, engine_python):
+def test_cancel_is_not_a_failure_and_keeps_no_outputs(qgis_iface, qgis_new_project, qtbot, pair_files, tmp_path, engine_python):
     plugin = PromptMIDPlugin(qgis_iface)
     out = tmp_path / "out"
     task = plugin.start(_job(pair_files, out, engine="classical"), python=engine_python)
+    statuses = []
+    task.statusChanged.connect(statuses.append)
     qtbot.waitUntil(lambda: task.progress() > 0, timeout=60_000)
     task.cancel()
     qtbot.waitUntil(lambda: not plugin.busy, timeout=5_000)
     assert task.outcome.cancelled
+    assert statuses[-1] == QgsTask.Complete and QgsTask.Terminated not in statuses  # QGIS says "Task failed" for Terminated
     assert not out.exists() or not os.listdir(out)
-    assert any("cancelled" in m for m in qgis_iface.messageBar().get_messages(Qgis.Info))
+    bar = qgis_iface.messageBar()
+    assert any("cancelled" in m for m in bar.get_messages(Qgis.Info))
+    assert not bar.get_messages(Qgis.Critical) and not bar.get_messages(Qgis.Warning)
 
 
-def test_engine_errors_reach_the_message_bar_not_a_traceback(qgis_iface, qgis_new_project, qtbot, tmp_path, engine_python):
+def test_engine_errors_reach_the_message_bar_without_resource_warnings(qgis_iface, qgis_new_project, qtbot, tmp_path, engine_python):
     plugin = PromptMIDPlugin(qgis_iface)
     bad = tmp_path / "broken.tif"
     bad.write_bytes(b"not a raster")
-    task = plugin.start({"action": "register", "optical": str(bad), "sar": str(bad) + "x", "output_dir": str(tmp_path / "o"),
-                         "engine": "classical"}, python=engine_python)
-    qtbot.waitUntil(lambda: not plugin.busy, timeout=60_000)
-    assert task.outcome.kind == "InputError"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task = plugin.start({"action": "register", "optical": str(bad), "sar": str(bad) + "x", "output_dir": str(tmp_path / "o"),
+                             "engine": "classical"}, python=engine_python)
+        qtbot.waitUntil(lambda: not plugin.busy, timeout=60_000)
+        del task.outcome
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
     msgs = qgis_iface.messageBar().get_messages(Qgis.Critical)
     assert msgs and "broken.tif" in msgs[-1] and "Traceback" not in msgs[-1]
+
+
+def test_overlay_unchecked_adds_only_the_warped_raster(qgis_iface, qgis_new_project, fake_run, finished_task, tmp_path):
+    plugin = PromptMIDPlugin(qgis_iface)
+    plugin.add_warped, plugin.add_overlay = True, False
+    plugin._finished(finished_task(fake_run(tmp_path / "a")))
+    group = QgsProject.instance().layerTreeRoot().findGroup("PromptMID: sar_registered")
+    assert [n.name() for n in group.findLayers()] == ["sar_registered"]
+    plugin.add_warped, plugin.add_overlay = False, False
+    plugin._finished(finished_task(fake_run(tmp_path / "b")))
+    assert len(_groups()) == 1  # nothing asked for, nothing added
+
+
+def test_reruns_are_told_apart_and_each_legend_is_its_own(qgis_iface, qgis_new_project, fake_run, finished_task, tmp_path):
+    plugin = PromptMIDPlugin(qgis_iface)
+    plugin._finished(finished_task(fake_run(tmp_path)))
+    plugin._finished(finished_task(fake_run(tmp_path / "sar_run2", residual_scale=10.0)))
+    assert sorted(_groups()) == ["PromptMID: sar_registered", "PromptMID: sar_registered (run 2)"]
+    layers = {l.name(): l for l in QgsProject.instance().mapLayers().values()}
+    assert {"sar_registered", "sar_registered (run 2)", "sar tie points", "sar tie points (run 2)"} <= set(layers)
+    first, second = (layers[n].renderer().ranges() for n in ("sar tie points", "sar tie points (run 2)"))
+    assert first[-1].upperValue() < 3.01 < second[-1].upperValue()  # classes from each run's own residuals
+    label = second[0].label()
+    assert label.endswith(" px") and all(len(v.split(".")[1]) == 1 for v in label[:-3].split(" - "))  # "1.2 - 4.5 px"
+
+
+def test_uncertain_results_are_warnings_with_their_reason(qgis_iface, qgis_new_project, fake_run, finished_task, tmp_path):
+    logged = []
+    QgsApplication.messageLog().messageReceived.connect(lambda msg, tag, level: logged.append((tag, level, msg)))
+    plugin = PromptMIDPlugin(qgis_iface)
+    result = fake_run(tmp_path, verdict="uncertain", confidence=0.31, expected_error_px=7.5,
+                      verdict_reason="the best rotation is barely ahead of the second; try a wider search or another band",
+                      warnings=["Thin-plate spline: leave-one-out error 5.6 px against 2.7 px for affine"])
+    plugin._finished(finished_task(result, job={"land_cover": "lc.tif"}))
+    bar = qgis_iface.messageBar()
+    assert not bar.get_messages(Qgis.Success)
+    msg = bar.get_messages(Qgis.Warning)[-1]
+    assert "Uncertain registration (confidence 0.31): the best rotation is barely ahead" in msg
+    assert "expected error 7.5 px" in msg and "Thin-plate spline" in msg and "Land use from the land-cover layer: forest" in msg
+    assert _groups() == ["PromptMID: sar_registered (uncertain)"]
+    assert any(tag == "PromptMID" and level == Qgis.Warning and "Uncertain registration" in m for tag, level, m in logged)
+    assert any(level == Qgis.Warning and m.startswith("Thin-plate spline") for _t, level, m in logged)
+
+
+def test_registered_results_stay_in_the_bar(qgis_iface, qgis_new_project, fake_run, finished_task, tmp_path, monkeypatch):
+    pushed = []
+    bar = qgis_iface.messageBar()
+    original = bar.pushMessage
+    monkeypatch.setattr(bar, "pushMessage", lambda *a, **k: (pushed.append(a), original(*a, **k)))
+    PromptMIDPlugin(qgis_iface)._finished(finished_task(fake_run(tmp_path, verdict="registered", confidence=0.97)))
+    title, text, level, duration = pushed[-1]
+    assert level == Qgis.Success and duration == 0 and text.startswith("Registered.")
+
+
+def test_missing_models_are_said_in_the_plugins_words_with_a_settings_button(qgis_iface, qgis_new_project, finished_task):
+    plugin = PromptMIDPlugin(qgis_iface)
+    error = ("Stable Diffusion 1.5 is missing: /m/stable-diffusion-v1-5\npass --model-dir, set $PROMPTMID_MODEL_DIR or run "
+             "`promptmid models download`")
+    plugin._finished(finished_task(error=error, kind="ModelMissingError"))
+    item = qgis_iface.messageBar().currentItem()
+    assert "missing model files (Stable Diffusion 1.5 is missing: /m/stable-diffusion-v1-5)" in item.text()
+    assert "--model-dir" not in item.text() and "PromptMID settings" in item.text()
+    assert [b.text() for b in item.findChildren(QPushButton) if b.text() == "Settings…"]
+
+
+def test_the_engine_check_runs_in_the_background_once(qgis_iface, qgis_new_project, qtbot, tmp_path, engine_python):
+    settings = PluginSettings(python=engine_python)
+    settings.save()
+    engine = EngineCheck()
+    t0 = time.perf_counter()
+    engine.ensure(settings)
+    assert time.perf_counter() - t0 < 0.5 and engine.state == CHECKING  # the probe (seconds) is not on this thread
+    assert "checking" in engine.summary()
+    qtbot.waitUntil(lambda: engine.state != CHECKING, timeout=120_000)
+    assert engine.state == READY and engine.python == engine_python and engine.cached_python(settings) == engine_python
+    changes = []
+    engine.changed.connect(lambda: changes.append(1))
+    engine.ensure(settings)  # same settings: cached, no new check
+    assert engine.state == READY and not changes
+
+
+def test_a_run_asked_for_during_the_check_starts_after_it(qgis_iface, qgis_new_project, qtbot, tmp_path, engine_python):
+    PluginSettings(python=engine_python).save()
+    plugin = PromptMIDPlugin(qgis_iface)
+    bad = tmp_path / "broken.tif"
+    bad.write_bytes(b"not a raster")
+    job = {"action": "register", "optical": str(bad), "sar": str(bad) + "x", "output_dir": str(tmp_path / "o"), "engine": "classical"}
+    t0 = time.perf_counter()
+    assert plugin.start(job) is None and plugin.pending is job and plugin.busy
+    assert time.perf_counter() - t0 < 0.5
+    assert any("starts when it is done" in m for m in qgis_iface.messageBar().get_messages(Qgis.Info))
+    qtbot.waitUntil(lambda: plugin.task is not None, timeout=120_000)
+    qtbot.waitUntil(lambda: not plugin.busy, timeout=60_000)
+    assert any("broken.tif" in m for m in qgis_iface.messageBar().get_messages(Qgis.Critical))
