@@ -7,7 +7,7 @@ import json
 from qgis.core import (QgsProcessingOutputNumber, QgsProcessingOutputString, QgsProcessingParameterEnum,
                        QgsProcessingParameterFile, QgsProcessingParameterFileDestination, QgsProcessingParameterNumber)
 
-from ..settings import ENGINES
+from ..settings import ENGINE_LABELS, ENGINES
 from .base import EngineAlgorithm
 
 
@@ -28,7 +28,7 @@ class EvaluateMatching(EngineAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFile("PAIRS", "Pairs folder", behavior=QgsProcessingParameterFile.Folder))
-        self.addParameter(QgsProcessingParameterEnum("ENGINE", "Engine", list(ENGINES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("ENGINE", "Engine", [ENGINE_LABELS[e] for e in ENGINES], defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber("SEED", "Seed", QgsProcessingParameterNumber.Integer, 0))
         self.addParameter(QgsProcessingParameterNumber("LIMIT", "Only the first N pairs (0 = all)", QgsProcessingParameterNumber.Integer, 0, minValue=0))
         self.addParameter(QgsProcessingParameterFileDestination("OUTPUT", "Summary (JSON)", "JSON (*.json)"))

@@ -11,6 +11,10 @@ from .training_algorithms import FinetuneControlNet, TrainDescriptor
 
 
 class PromptMIDProvider(QgsProcessingProvider):
+    def __init__(self, engine=None) -> None:
+        super().__init__()
+        self.engine = engine  # the plugin's EngineCheck (cached engine Python); None outside the plugin
+
     def id(self) -> str:
         return "promptmid"
 

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
-from qgis.core import (Qgis, QgsProcessing, QgsProcessingException, QgsProcessingOutputFile, QgsProcessingOutputNumber,
-                       QgsProcessingOutputRasterLayer, QgsProcessingOutputVectorLayer, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFolderDestination, QgsProcessingParameterRasterLayer)
+from osgeo import ogr
+from qgis.core import (QgsProcessing, QgsProcessingContext, QgsProcessingException, QgsProcessingLayerPostProcessorInterface,
+                       QgsProcessingOutputFile, QgsProcessingOutputNumber, QgsProcessingOutputRasterLayer,
+                       QgsProcessingOutputString, QgsProcessingOutputVectorLayer, QgsProcessingParameterBand,
+                       QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFolderDestination,
+                       QgsProcessingParameterRasterLayer, QgsProject, QgsVectorLayer)
 
-from ..dialogs.register_dialog import LAND_USE, LEGENDS, file_source, points_source
-from ..settings import ENGINES, TRANSFORMS
+from ..dialogs.register_dialog import LEGENDS, MEAN_BANDS, file_source, guess_pair, land_cover_problem, points_source
+from ..layers import UNCERTAIN_SUFFIX, layer_names, style_tie_points, style_vectors
+from ..outputs import fresh_output_dir
+from ..settings import (DEFAULT_LAND_USE, ENGINE_LABELS, ENGINES, LAND_USE, LAND_USE_LABELS, TRANSFORM_LABELS, TRANSFORMS,
+                        PluginSettings)
 from .base import EngineAlgorithm
 
-LAND_USE_OPTIONS = list(LAND_USE) + ["from land-cover layer"]
+LAND_USE_OPTIONS = [LAND_USE_LABELS[k] for k in LAND_USE] + ["From land-cover layer…"]
+
+
+class _Style(QgsProcessingLayerPostProcessorInterface):
+    """Styles a loaded output layer (tie points by residual, match vectors) on the main thread."""
+
+    kept: list = []  # Processing does not own post-processors: keep the latest alive until they have run
+
+    def __init__(self, styler) -> None:
+        super().__init__()
+        self.styler = styler
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
+        if isinstance(layer, QgsVectorLayer) and layer.isValid():
+            self.styler(layer)
+
+    @classmethod
+    def create(cls, styler) -> "_Style":
+        cls.kept = cls.kept[-20:] + [cls(styler)]
+        return cls.kept[-1]
 
 
 class RegisterRasterPair(EngineAlgorithm):
@@ -25,19 +50,36 @@ class RegisterRasterPair(EngineAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return ("Matches a SAR raster against an optical reference raster with PromptMID (PC-FAST keypoints, "
                 "modality-invariant descriptors, robust fitting) and writes GCPs (QGIS Georeferencer .points), a "
-                "tie-point GeoPackage with residuals, and the SAR warped into the optical CRS.\n\n"
+                "tie-point GeoPackage with residuals, and the SAR warped into the optical CRS. The registered SAR, the "
+                "tie points and the match vectors are added to the map when the run ends.\n\n"
+                "SAR band: the band to match, or the mean intensity of all bands (dual-pol stacks, composites).\n"
                 "Land use is the text prompt of the full engine (and the class embedding of the default one); "
-                "'from land-cover layer' takes the majority class of a land-cover raster over the overlap.\n"
-                "Engines: default (shipped CPU model), promptmid (needs foundation weights, see settings), classical.")
+                "'From land-cover layer' takes the majority class of a land-cover raster over the overlap.\n"
+                "An uncertain result is refused unless 'Keep uncertain results' is ticked; then it is written and marked.\n"
+                "A folder that already holds results for the same SAR gets a fresh sub-folder <sar>_run<N>.")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer("OPTICAL", "Optical (reference) raster"))
-        self.addParameter(QgsProcessingParameterRasterLayer("SAR", "SAR raster to register"))
-        self.addParameter(QgsProcessingParameterEnum("LAND_USE", "Land use", LAND_USE_OPTIONS, defaultValue=LAND_USE.index("others")))
-        self.addParameter(QgsProcessingParameterRasterLayer("LAND_COVER", "Land-cover raster (for 'from land-cover layer')", optional=True))
+        # Defaults follow the open project and the Register dialog's remembered choices (the algorithm is
+        # re-initialised each time its dialog opens).
+        settings = PluginSettings.load()
+        optical, sar = guess_pair(QgsProject.instance())
+        land_use = settings.land_use if settings.land_use in LAND_USE else DEFAULT_LAND_USE
+        self.addParameter(QgsProcessingParameterRasterLayer("OPTICAL", "Optical (reference) raster",
+                                                            defaultValue=optical.id() if optical else None))
+        self.addParameter(QgsProcessingParameterRasterLayer("SAR", "SAR raster to register", defaultValue=sar.id() if sar else None))
+        self.addParameter(QgsProcessingParameterBand("SAR_BAND", "SAR band", defaultValue=1, parentLayerParameterName="SAR",
+                                                     optional=True))
+        self.addParameter(QgsProcessingParameterBoolean("SAR_MEAN", "Match the mean intensity of all SAR bands (instead of one band)",
+                                                        defaultValue=False))
+        self.addParameter(QgsProcessingParameterEnum("LAND_USE", "Land use", LAND_USE_OPTIONS, defaultValue=LAND_USE.index(land_use)))
+        self.addParameter(QgsProcessingParameterRasterLayer("LAND_COVER", "Land-cover raster (for 'From land-cover layer')", optional=True))
         self.addParameter(QgsProcessingParameterEnum("LEGEND", "Land-cover legend", list(LEGENDS.values()), defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum("ENGINE", "Engine", list(ENGINES), defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum("TRANSFORM", "Transform", list(TRANSFORMS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("ENGINE", "Engine", [ENGINE_LABELS[e] for e in ENGINES],
+                                                     defaultValue=ENGINES.index(settings.engine) if settings.engine in ENGINES else 0))
+        self.addParameter(QgsProcessingParameterEnum("TRANSFORM", "Transform", [TRANSFORM_LABELS[t] for t in TRANSFORMS],
+                                                     defaultValue=TRANSFORMS.index(settings.transform) if settings.transform in TRANSFORMS else 0))
+        self.addParameter(QgsProcessingParameterBoolean("KEEP_UNCERTAIN", "Keep uncertain results (write outputs with a warning)",
+                                                        defaultValue=False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", "Output folder"))
         self.addOutput(QgsProcessingOutputRasterLayer("WARPED", "Registered SAR"))
         self.addOutput(QgsProcessingOutputVectorLayer("TIE_POINTS", "Tie points", QgsProcessing.TypeVectorPoint))
@@ -45,6 +87,7 @@ class RegisterRasterPair(EngineAlgorithm):
         self.addOutput(QgsProcessingOutputFile("REPORT", "Report (JSON)"))
         self.addOutput(QgsProcessingOutputNumber("N_INLIERS", "Tie points (inliers)"))
         self.addOutput(QgsProcessingOutputNumber("RMSE_PX", "GCP residual RMSE (pixels)"))
+        self.addOutput(QgsProcessingOutputString("VERDICT", "Verdict (registered / uncertain)"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         optical = self.parameterAsRasterLayer(parameters, "OPTICAL", context)
@@ -56,25 +99,70 @@ class RegisterRasterPair(EngineAlgorithm):
         for role, layer in (("optical", optical), ("SAR", sar)):
             if not file_source(layer):
                 raise QgsProcessingException(f"The {role} raster is not a local GDAL file.")
+        band = self.parameterAsInt(parameters, "SAR_BAND", context) or 1  # optional: band 1 when left out
+        if band > sar.bandCount():
+            raise QgsProcessingException(f"The SAR raster has {sar.bandCount()} band(s): there is no band {band}.")
+        sar_band = MEAN_BANDS if self.parameterAsBool(parameters, "SAR_MEAN", context) else str(band)
         lu_index = self.parameterAsEnum(parameters, "LAND_USE", context)
+        folder = self.parameterAsString(parameters, "OUTPUT_FOLDER", context)
+        output_dir, run = fresh_output_dir(folder, file_source(sar))
+        if run > 1:
+            feedback.pushInfo(f"{folder} already holds results for {sar.name()}: this run writes into {output_dir}.")
         job = {
             "action": "register",
             "optical": file_source(optical),
             "sar": file_source(sar),
-            "output_dir": self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
+            "output_dir": output_dir,
             "engine": ENGINES[self.parameterAsEnum(parameters, "ENGINE", context)],
             "transform": TRANSFORMS[self.parameterAsEnum(parameters, "TRANSFORM", context)],
             "land_use": LAND_USE[lu_index] if lu_index < len(LAND_USE) else None,
-            "points_source": points_source(sar),
+            "points_source": points_source(),
+            "sar_band": sar_band,
+            "accept_uncertain": self.parameterAsBool(parameters, "KEEP_UNCERTAIN", context),
         }
         if lu_index == len(LAND_USE):
             lc = self.parameterAsRasterLayer(parameters, "LAND_COVER", context)
-            if not file_source(lc):
-                raise QgsProcessingException("'From land-cover layer' needs a land-cover raster file.")
+            problem = land_cover_problem(lc)
+            if problem:
+                raise QgsProcessingException(problem)
             job["land_cover"] = file_source(lc)
             job["land_cover_legend"] = list(LEGENDS)[self.parameterAsEnum(parameters, "LEGEND", context)]
         r = self.run_engine(job, feedback)
-        feedback.pushInfo(r["summary"])
+        if r.get("summary") and r["summary"] != self.last_message:  # the engine's last progress line is the summary
+            feedback.pushInfo(r["summary"])
+        uncertain = r.get("verdict") == "uncertain"
+        if uncertain:
+            feedback.pushWarning(f"Uncertain registration: {r.get('verdict_reason') or 'see the report'}. Outputs kept as asked.")
+        for warning in r.get("warnings") or []:
+            feedback.pushWarning(warning)
         out = r["outputs"]
-        return {"WARPED": out["warped"], "TIE_POINTS": f"{out['tiepoints']}|layername=tie_points", "GCP_FILE": out["points"],
-                "REPORT": out["report"], "N_INLIERS": r["n_inliers"], "RMSE_PX": r["rmse_px"], "OUTPUT_FOLDER": job["output_dir"]}
+        tie_points = f"{out['tiepoints']}|layername=tie_points"
+        self._load_on_completion(context, r, tie_points, uncertain)
+        return {"WARPED": out["warped"], "TIE_POINTS": tie_points, "GCP_FILE": out["points"], "REPORT": out["report"],
+                "N_INLIERS": r["n_inliers"], "RMSE_PX": r["rmse_px"], "VERDICT": r.get("verdict", "registered"),
+                "OUTPUT_FOLDER": output_dir}
+
+    @staticmethod
+    def _load_on_completion(context: QgsProcessingContext, result: dict, tie_points: str, uncertain: bool) -> None:
+        """The outputs are files the engine names, not destination parameters, so they are handed to
+        Processing's "load layers on completion" list explicitly, like GDAL's algorithms' outputs load."""
+        names = layer_names(result)
+        suffix = UNCERTAIN_SUFFIX if uncertain else ""
+        gpkg = result["outputs"]["tiepoints"]
+        layers = [(result["outputs"]["warped"], names["warped"] + suffix, "WARPED", None)]
+        if _has_layer(gpkg, "match_vectors"):  # only for a georeferenced SAR
+            layers.append((f"{gpkg}|layername=match_vectors", names["match_vectors"], "TIE_POINTS", style_vectors))
+        layers.append((tie_points, names["tie_points"] + suffix, "TIE_POINTS", style_tie_points))
+        for path, name, output, styler in layers:
+            details = QgsProcessingContext.LayerDetails(name, context.project(), output)
+            if styler is not None:
+                details.setPostProcessor(_Style.create(styler))
+            context.addLayerToLoadOnCompletion(path, details)
+
+
+def _has_layer(gpkg: str, name: str) -> bool:
+    ds = ogr.Open(gpkg)
+    try:
+        return ds is not None and ds.GetLayerByName(name) is not None
+    finally:
+        ds = None

@@ -9,6 +9,7 @@ from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterEnum, Qg
 from .base import EngineAlgorithm
 
 PROFILES = ("lite", "full")
+PROFILE_LABELS = {"lite": "Lite (the shipped CPU model's network)", "full": "Full (needs the foundation weights of the model folder)"}
 
 
 class TrainDescriptor(EngineAlgorithm):
@@ -28,7 +29,7 @@ class TrainDescriptor(EngineAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802
         self.addParameter(QgsProcessingParameterFile("PAIRS", "Training pairs folder", behavior=QgsProcessingParameterFile.Folder))
-        self.addParameter(QgsProcessingParameterEnum("PROFILE", "Model profile", list(PROFILES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("PROFILE", "Model profile", [PROFILE_LABELS[p] for p in PROFILES], defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber("STEPS", "Steps", QgsProcessingParameterNumber.Integer, 3500, minValue=1))
         self.addParameter(QgsProcessingParameterNumber("LR", "Learning rate", QgsProcessingParameterNumber.Double, 3e-3, minValue=1e-7))
         self.addParameter(QgsProcessingParameterNumber("SEED", "Seed", QgsProcessingParameterNumber.Integer, 0))

@@ -24,21 +24,27 @@ def test_provider_lists_the_four_algorithms(provider):
         assert alg.shortHelpString() and alg.displayName()
 
 
-def test_register_in_a_batch_of_two(provider, pair_files, s1s2_pair, tmp_path):
+def test_register_in_a_batch_of_two(provider, pair_files, s1s2_pair, tmp_path, qgis_new_project):
     import processing
     from promptmid.demo import misregister
+    from qgis.core import QgsProject
 
     second = str(tmp_path / "inputs" / "sar_other.tif")
     misregister(str(s1s2_pair / "sar.tif"), second, (-8.0, 15.0), -0.5)
     outs = []
     for i, sar in enumerate((pair_files[1], second)):  # what the batch interface does: one run per row
-        r = processing.run("promptmid:register_raster_pair", {"OPTICAL": pair_files[0], "SAR": sar, "LAND_USE": 1, "ENGINE": 2,
-                                                              "TRANSFORM": 0, "OUTPUT_FOLDER": str(tmp_path / f"out{i}")})
+        run = processing.runAndLoadResults if i == 0 else processing.run  # the first as the dialog runs it: layers load
+        r = run("promptmid:register_raster_pair", {"OPTICAL": pair_files[0], "SAR": sar, "LAND_USE": 1, "ENGINE": 2,
+                                                   "TRANSFORM": 0, "OUTPUT_FOLDER": str(tmp_path / f"out{i}")})
         outs.append(r)
         assert QgsRasterLayer(r["WARPED"], "w").crs().authid() == "EPSG:3395"
         assert QgsVectorLayer(r["TIE_POINTS"], "t", "ogr").featureCount() == r["N_INLIERS"] or r["N_INLIERS"] > 400
         assert os.path.isfile(r["GCP_FILE"]) and r["RMSE_PX"] > 0
     assert outs[0]["WARPED"] != outs[1]["WARPED"]
+    loaded = {l.name(): l for l in QgsProject.instance().mapLayers().values()}
+    assert {"sar_shifted_registered", "sar_shifted tie points", "sar_shifted match vectors"} <= set(loaded)
+    assert loaded["sar_shifted_registered"].source() == outs[0]["WARPED"]
+    assert type(loaded["sar_shifted tie points"].renderer()).__name__ == "QgsGraduatedSymbolRenderer"  # styled on loading
 
 
 def test_register_refuses_the_same_raster_twice(provider, pair_files, tmp_path):
@@ -47,6 +53,82 @@ def test_register_refuses_the_same_raster_twice(provider, pair_files, tmp_path):
 
     with pytest.raises(QgsProcessingException, match="two different rasters"):
         processing.run("promptmid:register_raster_pair", {"OPTICAL": pair_files[0], "SAR": pair_files[0], "OUTPUT_FOLDER": str(tmp_path)})
+
+
+def test_register_dialog_defaults_and_labels(provider, project_layers):
+    from qgis.core import QgsProcessingParameterEnum
+
+    optical, sar = project_layers
+    alg = QgsApplication.processingRegistry().createAlgorithmById("promptmid:register_raster_pair")  # as the dialog does
+    assert alg.parameterDefinition("OPTICAL").defaultValue() == optical.id()
+    assert alg.parameterDefinition("SAR").defaultValue() == sar.id()
+    enums = {p.name(): p for p in alg.parameterDefinitions() if isinstance(p, QgsProcessingParameterEnum)}
+    assert enums["ENGINE"].options()[0] == "Default (shipped CPU model)" and "Affine (polynomial 1)" in enums["TRANSFORM"].options()
+    land_use = enums["LAND_USE"]
+    assert land_use.options()[land_use.defaultValue()] == "Others (mixed / unknown)"  # the dialog's default too
+    assert "default" not in enums["ENGINE"].options() and "others" not in land_use.options()
+
+
+class _Feedback:
+    """Records what the Processing log would show."""
+
+    def __new__(cls):
+        from qgis.core import QgsProcessingFeedback
+
+        class Recorder(QgsProcessingFeedback):
+            def __init__(self):
+                super().__init__()
+                self.lines = []
+
+            def pushInfo(self, info):  # noqa: N802
+                self.lines.append(info)
+
+            def setProgressText(self, text):  # noqa: N802
+                self.lines.append(text)
+
+            def pushWarning(self, warning):  # noqa: N802
+                self.lines.append("WARNING " + warning)
+
+        return Recorder()
+
+
+@pytest.fixture
+def fake_engine(monkeypatch, fake_run):
+    """Replaces the worker run by a recorded job and a fake result (real output files)."""
+    from promptmid_qgis.processing.register_algorithm import RegisterRasterPair
+
+    jobs = []
+
+    def run_engine(self, job, feedback):
+        jobs.append(job)
+        from pathlib import Path
+
+        for msg in ("matching", "summary line"):
+            feedback.setProgressText(msg)
+        self.last_message = "summary line"
+        return fake_run(Path(job["output_dir"]), stem="sar_shifted", **getattr(run_engine, "extra", {}))
+
+    monkeypatch.setattr(RegisterRasterPair, "run_engine", run_engine)
+    return run_engine, jobs
+
+
+def test_register_job_band_uncertain_fresh_folder_and_one_summary(provider, project_layers, fake_engine, tmp_path):
+    import processing
+
+    run_engine, jobs = fake_engine
+    optical, sar = project_layers
+    params = {"OPTICAL": optical.id(), "SAR": sar.id(), "OUTPUT_FOLDER": str(tmp_path / "o"), "KEEP_UNCERTAIN": True, "SAR_MEAN": True}
+    fb = _Feedback()
+    r1 = processing.run("promptmid:register_raster_pair", params, feedback=fb)
+    assert jobs[-1]["sar_band"] == "mean" and jobs[-1]["accept_uncertain"] is True and jobs[-1]["points_source"] == "auto"
+    assert fb.lines.count("summary line") == 1  # logged once, not twice
+    run_engine.extra = {"verdict": "uncertain", "verdict_reason": "weak evidence", "warnings": ["Polynomial 2 extrapolates"]}
+    fb = _Feedback()
+    r2 = processing.run("promptmid:register_raster_pair", {**params, "SAR_MEAN": False, "SAR_BAND": 1}, feedback=fb)
+    assert jobs[-1]["sar_band"] == "1"
+    assert r2["OUTPUT_FOLDER"] == str(tmp_path / "o" / "sar_shifted_run2") != r1["OUTPUT_FOLDER"]  # no overwrite
+    assert r2["VERDICT"] == "uncertain" and "WARNING Uncertain registration: weak evidence. Outputs kept as asked." in fb.lines
+    assert "WARNING Polynomial 2 extrapolates" in fb.lines
 
 
 @pytest.fixture
