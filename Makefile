@@ -38,3 +38,8 @@ package:
 
 screenshots:
 	$(PY) scripts/screenshots.py docs/screenshots --data $(DATA)
+
+# The .points file in the real QGIS Georeferencer (desktop under Xvfb; needs apt-get install qgis xvfb openbox imagemagick).
+.PHONY: gui-check
+gui-check:
+	$(PY) scripts/gui_check.py --data $(DATA) --out $(OUT)/gui-check
