@@ -1,17 +1,20 @@
-"""The engine-environment check: once per session, in a background task, cached.
+"""The engine-environment check: once per session, in a background thread, cached.
 
 Probing an interpreter imports torch in a subprocess (seconds). Done on the GUI thread it froze QGIS
 after every click on Register, so the plugin owns one ``EngineCheck``: the first Register (or a
 Processing run) starts it, dialogs show its state and follow ``changed``, and a registration asked for
 while it runs starts when it is done. A new check runs only when the engine Python or the model folder
 setting changes, or after the set-up dialog made a new environment.
+
+A plain thread rather than a QgsTask: QGIS 3.22 announces every task that ran 5 s or more ("Task
+complete") and has no flag to keep an internal check quiet; the dialog shows this state instead.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Optional
 
-from qgis.core import QgsApplication, QgsTask
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
 from .environment import find_engine
@@ -22,6 +25,7 @@ UNKNOWN, CHECKING, READY, MISSING = "unknown", "checking", "ready", "missing"
 
 class EngineCheck(QObject):
     changed = pyqtSignal()
+    _checked = pyqtSignal(object, object)  # (settings key, find_engine result or exception): queued to this object's thread
 
     def __init__(self, parent: Optional[QObject] = None) -> None:
         super().__init__(parent)
@@ -30,7 +34,7 @@ class EngineCheck(QObject):
         self.info: dict = {}
         self.reason = ""
         self._key: Optional[tuple[str, str]] = None  # (Python setting, model folder) the state is for
-        self._task: Optional[QgsTask] = None
+        self._checked.connect(self._done)
 
     # -- starting -------------------------------------------------------------------------------
     def ensure(self, settings: Optional[PluginSettings] = None) -> None:
@@ -55,21 +59,24 @@ class EngineCheck(QObject):
         self._key, self.state, self.python, self.info, self.reason = key, CHECKING, None, {}, ""
         configured, model_dir = key
 
-        def work(_task):
-            return find_engine(configured, model_dir)
+        def work() -> None:
+            try:
+                result = find_engine(configured, model_dir)
+            except Exception as exc:  # reported, never raised in a thread nobody joins
+                result = exc
+            self._checked.emit(key, result)
 
-        def done(exception, result=None) -> None:
-            if key != self._key:  # settings changed meanwhile: a newer check owns the state
-                return
-            if exception is not None or result is None:
-                self.state, self.reason = MISSING, f"the engine check failed ({exception})"
-            else:
-                self.python, self.info, self.reason = result
-                self.state = READY if self.python else MISSING
-            self.changed.emit()
+        threading.Thread(target=work, name="PromptMID engine check", daemon=True).start()
+        self.changed.emit()
 
-        self._task = QgsTask.fromFunction("PromptMID: checking the engine environment", work, on_finished=done)
-        QgsApplication.taskManager().addTask(self._task)
+    def _done(self, key: tuple[str, str], result) -> None:
+        if key != self._key:  # settings changed meanwhile: a newer check owns the state
+            return
+        if isinstance(result, Exception):
+            self.state, self.reason = MISSING, f"the engine check failed ({result})"
+        else:
+            self.python, self.info, self.reason = result
+            self.state = READY if self.python else MISSING
         self.changed.emit()
 
     # -- reading --------------------------------------------------------------------------------

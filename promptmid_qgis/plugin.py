@@ -8,6 +8,7 @@ from typing import Optional
 
 from qgis.core import Qgis, QgsApplication, QgsLayerTreeGroup, QgsMessageLog
 from qgis.gui import QgsLayerTreeView, QgsLayerTreeViewIndicator
+from qgis.PyQt.QtCore import QTimer
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction, QPushButton
 
@@ -171,13 +172,22 @@ class PromptMIDPlugin:
         job, self.pending = self.pending, None
         self.start(job)
 
+    def _push(self, text: str, level: Qgis.MessageLevel, duration: int = 0, widget=None) -> None:
+        """Push to the message bar once the task manager is done with the task: QGIS announces a task that
+        ran 5 s or more ("Task complete: ...") right after finished(), and that banner would otherwise sit
+        on top of ours and push it under "1 more"."""
+        bar = self.iface.messageBar()
+        if widget is not None:
+            QTimer.singleShot(0, lambda: bar.pushWidget(widget, level, duration))
+        else:
+            QTimer.singleShot(0, lambda: bar.pushMessage("PromptMID", text, level, duration))
+
     def _finished(self, task: RegistrationTask) -> None:
         self.task = None
         outcome = task.outcome
-        bar = self.iface.messageBar()
         if outcome is None or outcome.cancelled:
             QgsMessageLog.logMessage("Registration cancelled; no outputs were kept.", LOG_TAG, Qgis.Info)
-            bar.pushMessage("PromptMID", "Registration cancelled; no outputs were kept.", Qgis.Info, 5)
+            self._push("Registration cancelled; no outputs were kept.", Qgis.Info, 8)
             return
         if not outcome.ok:
             self._show_error(outcome.kind, outcome.error)
@@ -190,10 +200,10 @@ class PromptMIDPlugin:
         if result.get("verdict") == "uncertain":
             self._mark_uncertain(group, result.get("verdict_reason") or "")
             QgsMessageLog.logMessage(msg, LOG_TAG, Qgis.Warning)
-            bar.pushMessage("PromptMID", msg, Qgis.Warning, 0)
+            self._push(msg, Qgis.Warning)
         else:
             QgsMessageLog.logMessage(msg, LOG_TAG, Qgis.Success)
-            bar.pushMessage("PromptMID", msg, Qgis.Success, 0)  # stays: it holds the .points path
+            self._push(msg, Qgis.Success)  # stays: it holds the .points path
 
     def _mark_uncertain(self, group: Optional[QgsLayerTreeGroup], reason: str) -> None:
         """A warning icon next to the group (its name already ends in "(uncertain)"), the reason as tooltip."""
@@ -207,16 +217,15 @@ class PromptMIDPlugin:
         self.indicators.append(indicator)
 
     def _show_error(self, kind: str, error: str) -> None:
-        bar = self.iface.messageBar()
         QgsMessageLog.logMessage(f"{kind}: {error}", LOG_TAG, Qgis.Critical)
         if kind == "ModelMissingError":
             # The engine's text is written for the command line; say it in the plugin's words, with the button.
             first = error.strip().splitlines()[0] if error.strip() else "a required model file is missing"
             text = f"The full PromptMID engine is missing model files ({first}). Set the model folder in PromptMID settings, or use the Default engine."
-            item = bar.createMessage("PromptMID", text)
+            item = self.iface.messageBar().createMessage("PromptMID", text)
             button = QPushButton("Settings…")
             button.clicked.connect(self.show_settings)
             item.layout().addWidget(button)
-            bar.pushWidget(item, Qgis.Critical, 0)
+            self._push(text, Qgis.Critical, 0, widget=item)
             return
-        bar.pushMessage("PromptMID", error, Qgis.Critical, 0)
+        self._push(error, Qgis.Critical)
