@@ -1,8 +1,10 @@
-"""`make bench`: every engine on the same pairs and protocol, one table.
+"""`make bench`: every engine on the same pairs under both protocols (paper, georef), one table.
 
 Each engine runs `promptmid evaluate` in its own process (so its peak memory can be measured with
 wait4, and one engine's caches cannot help another). Writes bench/results/{bench.md, bench.csv,
-<engine>.json, bench.png}. Engines whose weights are missing are reported as skipped, with the reason.
+<engine>.<protocol>.json, bench.png}. Engines whose weights are missing are reported as skipped, with the
+reason. One more row, ``default (busy)``, runs the default engine while another process keeps a core
+busy, as on a desktop where QGIS or a second job is working.
 """
 
 from __future__ import annotations
@@ -20,21 +22,37 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-METRICS = ("sr", "ncm", "rmse", "reg_err_median_px", "reg_err_p90_px", "sec_per_pair")
+METRICS = ("sr", "ncm", "rmse", "reg_err_median_px", "reg_err_p90_px", "n_claimed", "n_false_accept", "sec_per_pair")
+PROTOCOLS = ("paper", "georef")
+BUSY = "default (busy)"  # the default engine with the other core kept busy
 
 
 PEERS_PY = REPO / ".venv-peers" / "bin" / "python"
 PEERS = {"arosics-global": "global", "arosics-local": "local"}  # engine name -> scripts/peers/arosics_peer.py --mode
 
 
-def engine_command(engine: str, pairs: str, js: Path, seed: int) -> list[str] | str:
+def engine_command(engine: str, pairs: str, js: Path, seed: int, protocol: str = "paper") -> list[str] | str:
     """The command that evaluates one engine or peer, or the reason it cannot run here."""
     if engine in PEERS:
         if not PEERS_PY.is_file():
             return "peers environment missing: run `make peers`"
         return [str(PEERS_PY), str(REPO / "scripts" / "peers" / "arosics_peer.py"), pairs, "--mode", PEERS[engine],
-                "--seed", str(seed), "--json", str(js)]
-    return [sys.executable, "-m", "promptmid.cli", "evaluate", pairs, "--engine", engine, "--seed", str(seed), "--json", str(js), "-q"]
+                "--seed", str(seed), "--protocol", protocol, "--json", str(js)]
+    name = "default" if engine == BUSY else engine
+    return [sys.executable, "-m", "promptmid.cli", "evaluate", pairs, "--engine", name, "--seed", str(seed),
+            "--protocol", protocol, "--json", str(js), "-q"]
+
+
+class busy_core:
+    """Keeps one core busy (a spinning child process) for the duration of a ``with`` block."""
+
+    def __enter__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.kill()
+        self.proc.wait()
 
 
 def run_measured(cmd: list[str], log: Path) -> tuple[int, float, float]:
@@ -47,22 +65,28 @@ def run_measured(cmd: list[str], log: Path) -> tuple[int, float, float]:
     return os.waitstatus_to_exitcode(status), time.perf_counter() - t0, usage.ru_maxrss / 1024.0
 
 
-def run_engine(engine: str, pairs: str, out: Path, seed: int, limit: int | None, reuse: bool = False) -> dict:
-    js, extra = out / f"{engine}.json", out / f"{engine}.bench.json"
+def run_engine(engine: str, pairs: str, out: Path, seed: int, limit: int | None, reuse: bool = False,
+               protocol: str = "paper") -> dict:
+    stem = f"{engine.replace(' ', '_').replace('(', '').replace(')', '')}.{protocol}"
+    js, extra = out / f"{stem}.json", out / f"{stem}.bench.json"
     if reuse and js.is_file() and extra.is_file():
-        return {**json.loads(js.read_text()), **json.loads(extra.read_text())}
-    cmd = engine_command(engine, pairs, js, seed)
+        return {**json.loads(js.read_text()), **json.loads(extra.read_text()), "engine": engine}
+    cmd = engine_command(engine, pairs, js, seed, protocol)
     if isinstance(cmd, str):
-        return {"engine": engine, "skipped": cmd}
+        return {"engine": engine, "protocol": protocol, "skipped": cmd}
     if limit:
         cmd += ["--limit", str(limit)]
-    log = out / f"{engine}.log"
-    code, wall, peak_mb = run_measured(cmd, log)
+    log = out / f"{stem}.log"
+    if engine == BUSY:
+        with busy_core():
+            code, wall, peak_mb = run_measured(cmd, log)
+    else:
+        code, wall, peak_mb = run_measured(cmd, log)
     if code != 0:
-        return {"engine": engine, "skipped": (log.read_text().strip().splitlines() or [f"exit {code}"])[-1]}
+        return {"engine": engine, "protocol": protocol, "skipped": (log.read_text().strip().splitlines() or [f"exit {code}"])[-1]}
     measured = {"peak_mb": peak_mb, "wall_s": wall}
     extra.write_text(json.dumps(measured))
-    return {**json.loads(js.read_text()), **measured}
+    return {**json.loads(js.read_text()), **measured, "engine": engine}
 
 
 def fmt(v, d=2) -> str:
@@ -75,12 +99,13 @@ def fmt(v, d=2) -> str:
 
 def rows_of(results: list[dict]) -> list[dict]:
     rows = []
-    sift = next((r for r in results if r["engine"] == "sift" and "skipped" not in r), None)
     for r in results:
         if "skipped" in r:
             continue
+        sift = next((x for x in results if x["engine"] == "sift" and x.get("protocol") == r.get("protocol") and "skipped" not in x), None)
         for ds, s in list(r["datasets"].items()) + [("all", r)]:
-            row = {"engine": r["engine"], "dataset": ds, "pairs": s["n_pairs"], **{m: s[m] for m in METRICS}, "peak_mb": r["peak_mb"]}
+            row = {"engine": r["engine"], "protocol": r.get("protocol", "paper"), "dataset": ds, "pairs": s["n_pairs"],
+                   **{m: s.get(m) for m in METRICS}, "peak_mb": r["peak_mb"]}
             base = (sift["datasets"].get(ds) if ds != "all" else sift) if sift else None
             row["sr_vs_sift"] = (s["sr"] / base["sr"]) if base and base["sr"] else None
             row["time_vs_sift"] = (s["sec_per_pair"] / base["sec_per_pair"]) if base else None
@@ -102,20 +127,21 @@ def failure_notes(results: list[dict]) -> list[str]:
             # Group by message with the numbers taken out ("3 of 81 grid points" -> "# of # grid points").
             kinds = Counter(re.sub(r"\d+(\.\d+)?", "#", e)[:110] for e in errors)
             top = "; ".join(f"{k} ({n})" for k, n in kinds.most_common(3))
-            notes.append(f"{r['engine']}: {len(errors)} of {len(r['pairs'])} pairs gave no transform: {top}")
+            notes.append(f"{r['engine']} ({r.get('protocol', 'paper')}): {len(errors)} of {len(r['pairs'])} pairs gave no transform: {top}")
     return notes
 
 
 def markdown(rows: list[dict], skipped: list[dict], notes: list[str] = ()) -> str:
-    head = ("| engine | dataset | pairs | SR (%) | NCM | RMSE (px) | reg. err. median (px) | reg. err. p90 (px) | s / pair "
-            "| peak MB | SR / SIFT | time / SIFT |")
-    out = [head, "|" + "---|" * 12]
+    head = ("| engine | protocol | dataset | pairs | SR (%) | NCM | RMSE (px) | reg. err. median (px) | reg. err. p90 (px) "
+            "| claimed | false accepts | s / pair | peak MB | SR / SIFT | time / SIFT |")
+    out = [head, "|" + "---|" * 15]
     for r in rows:
-        out.append(f"| {r['engine']} | {r['dataset']} | {r['pairs']} | {fmt(r['sr'], 1)} | {fmt(r['ncm'], 1)} | {fmt(r['rmse'])} | "
-                   f"{fmt(_inf(r['reg_err_median_px']))} | {fmt(_inf(r['reg_err_p90_px']))} | {fmt(r['sec_per_pair'])} | {fmt(r['peak_mb'], 0)} | "
+        out.append(f"| {r['engine']} | {r['protocol']} | {r['dataset']} | {r['pairs']} | {fmt(r['sr'], 1)} | {fmt(r['ncm'], 1)} | {fmt(r['rmse'])} | "
+                   f"{fmt(_inf(r['reg_err_median_px']))} | {fmt(_inf(r['reg_err_p90_px']))} | {r['n_claimed']} | {r['n_false_accept']} | "
+                   f"{fmt(r['sec_per_pair'])} | {fmt(r['peak_mb'], 0)} | "
                    f"{fmt(r['sr_vs_sift'], 1) if r['sr_vs_sift'] is not None else 'n/a'} | {fmt(r['time_vs_sift'], 1) if r['time_vs_sift'] is not None else 'n/a'} |")
     for s in skipped:
-        out.append(f"\n{s['engine']}: skipped ({s['skipped']})")
+        out.append(f"\n{s['engine']} ({s.get('protocol', 'paper')}): skipped ({s['skipped']})")
     for n in notes:
         out.append(f"\n{n}")
     return "\n".join(out)
@@ -147,7 +173,8 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("pairs")
-    ap.add_argument("--engines", default="sift,arosics-global,arosics-local,classical,default,promptmid")
+    ap.add_argument("--engines", default=f"sift,arosics-global,arosics-local,classical,area,default,promptmid,{BUSY}")
+    ap.add_argument("--protocols", default=",".join(PROTOCOLS))
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None)
@@ -156,9 +183,12 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for engine in args.engines.split(","):
-        print(f"[bench] {engine} ...", flush=True)
-        results.append(run_engine(engine, args.pairs, out, args.seed, args.limit, args.reuse))
+    for protocol in args.protocols.split(","):
+        for engine in args.engines.split(","):
+            if engine == BUSY and protocol != "paper":
+                continue  # one busy-core row is enough to show the effect of load
+            print(f"[bench] {engine} ({protocol}) ...", flush=True)
+            results.append(run_engine(engine, args.pairs, out, args.seed, args.limit, args.reuse, protocol))
     rows = rows_of(results)
     skipped = [r for r in results if "skipped" in r]
     table = markdown(rows, skipped, failure_notes([r for r in results if 'skipped' not in r]))

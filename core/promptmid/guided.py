@@ -32,8 +32,9 @@ from .search import _rotate_channels
 @dataclass
 class GuidedConfig:
     template_px: int = 33  # template side, work px (odd)
-    radius_px: int = 8  # search radius around the predicted position, work px
-    max_points: int = 400  # keypoints tried (strongest first, spread by the detector)
+    radius_px: int = 8  # search radius around the global estimate, work px (pass 1)
+    refine_radius_px: int = 3  # around the first fit (pass 2), for templates and descriptor matches
+    max_points: int = 200  # keypoints tried (strongest first, spread by the detector)
     min_ncc: float = 0.25  # template peaks below this are not tie points
     min_peak_ratio: float = 1.05  # best / second peak (at least 2 px away): rejects flat or repeated structure
     min_valid: float = 0.9  # template pixels with data in both images, at least
@@ -143,9 +144,11 @@ def _zncc(tmpl: torch.Tensor, search: torch.Tensor, tmask: torch.Tensor) -> torc
     t_norm = torch.sqrt((tz ** 2).sum(dim=(1, 2, 3))).clamp(min=1e-9)
     Fs = torch.fft.rfft2(search, s=(P, P))
     num = torch.fft.irfft2((Fs * torch.fft.rfft2(tz, s=(P, P)).conj()).sum(1), s=(P, P))[:, :out, :out]
-    Fm = torch.fft.rfft2(m.expand(-1, c, -1, -1), s=(P, P)).conj()
-    s_sum = torch.fft.irfft2((Fs * Fm).sum(1), s=(P, P))[:, :out, :out]
-    s_sq = torch.fft.irfft2((torch.fft.rfft2(search ** 2, s=(P, P)) * Fm).sum(1), s=(P, P))[:, :out, :out]
+    # The mask is the same for every channel, so window sums of the search (and of its square) need the
+    # channel sums only: two single-channel FFTs instead of C each.
+    Fm = torch.fft.rfft2(m[:, 0], s=(P, P)).conj()
+    s_sum = torch.fft.irfft2(Fs.sum(1) * Fm, s=(P, P))[:, :out, :out]
+    s_sq = torch.fft.irfft2(torch.fft.rfft2((search ** 2).sum(1), s=(P, P)) * Fm, s=(P, P))[:, :out, :out]
     var = (s_sq - s_sum ** 2 / cnt[:, None, None].clamp(min=1)).clamp(min=1e-9)
     return num / (t_norm[:, None, None] * torch.sqrt(var))
 

@@ -26,7 +26,8 @@ from .errors import InputError, RegistrationError
 from .geometry.gcps import GCPSet, polynomial_residuals, spread_subset, write_points_file, write_tiepoints_gpkg
 from .geometry.warp import warp_with_gcps
 from .io.atomic import atomic_path, ensure_writable_dir
-from .io.rasters import Grid, RasterInfo, Scale, raster_info, read_on_grid, read_pixels, transform_points, work_grid
+from .io.rasters import (Grid, RasterInfo, Scale, map_to_pixel, pixel_to_map, raster_info, read_on_grid, read_pixels,
+                         transform_points, work_grid)
 from .progress import Progress
 from .jsonutil import json_safe
 from .registration import PairMatch, prepare_and_match
@@ -118,7 +119,7 @@ def _sar_source_pixels(sar: RasterInfo, grid: Grid, pts: np.ndarray, factor: Sca
         return (pts + 0.5) * np.asarray(factor, float)
     mx, my = grid.pixel_to_map(pts[:, 0] + 0.5, pts[:, 1] + 0.5)
     sx, sy = transform_points(mx, my, grid.crs_wkt, sar.crs_wkt)
-    return np.column_stack(Grid(sar.geotransform, sar.width, sar.height, sar.crs_wkt).map_to_pixel(sx, sy))
+    return np.column_stack(map_to_pixel(sar, sx, sy))  # through its geotransform, GCPs or RPCs
 
 
 def register(
@@ -191,8 +192,7 @@ def register(
         written.append(paths["points"])
         sar_mx = sar_my = None
         if sar.georeferenced:
-            sg = Grid(sar.geotransform, sar.width, sar.height, sar.crs_wkt)
-            sx, sy = sg.pixel_to_map(gcps.pixel, gcps.line)
+            sx, sy = pixel_to_map(sar, gcps.pixel, gcps.line)
             sar_mx, sar_my = transform_points(sx, sy, sar.crs_wkt, optical.crs_wkt)
         write_tiepoints_gpkg(paths["tiepoints"], gcps, res_px, res_map, sar_mx, sar_my)
         written.append(paths["tiepoints"])

@@ -102,12 +102,19 @@ def match_prepared(
                          f"score {found.best.score:.2f}")
     t0 = time.perf_counter()
     kp_sar = detect_pcfast(sar.pc.max_moment, sar.valid, cfg.keypoints)[0]
+    # Pass 1: templates around the global estimate (its error is a few px); a first robust fit.
     ties = template_tie_points(d_opt, d_sar, h, kp_sar, cfg.guided)
-    if describer is not None and getattr(describer, "describe", None) is not None:
-        kp_opt = detect_pcfast(optical.pc.max_moment, optical.valid, cfg.keypoints)[0]
-        desc = descriptor_tie_points(kp_opt, describer.describe(optical, kp_opt), kp_sar, describer.describe(sar, kp_sar),
-                                     h, cfg.guided.radius_px)
-        ties = ties.concat(desc)
+    first = fit_transform(ties.sar, ties.optical, cfg.fit) if len(ties) else None
+    if first is not None and first.n_inliers >= cfg.fit.min_inliers:
+        # Pass 2: around the first fit, with a tight radius: templates again, and descriptor matches, which
+        # only count where they agree with the structure the templates found.
+        h2 = first.matrix
+        tight = replace(cfg.guided, radius_px=cfg.guided.refine_radius_px)
+        ties = template_tie_points(d_opt, d_sar, h2, kp_sar, tight)
+        if describer is not None and getattr(describer, "describe", None) is not None:
+            kp_opt = detect_pcfast(optical.pc.max_moment, optical.valid, cfg.keypoints)[0]
+            ties = ties.concat(descriptor_tie_points(kp_opt, describer.describe(optical, kp_opt), kp_sar,
+                                                     describer.describe(sar, kp_sar), h2, tight.radius_px))
     t["guided"] = time.perf_counter() - t0
     progress.report(0.8, f"{len(ties)} guided tie points")
     t0 = time.perf_counter()

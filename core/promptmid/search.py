@@ -34,10 +34,10 @@ class SearchConfig:
     max_shift_px: Optional[float] = None  # work-grid px around the identity; None = any shift with enough overlap
     coarse_side: int = 64  # coarse pyramid level: longer side of the pooled maps, cells
     fine_side: int = 128  # refinement level
-    rotation_step_deg: float = 2.5  # coarse grid steps
-    scale_step: float = 0.05
-    refine_rounds: int = 3  # each halves the steps around the best hypotheses
-    top_k: int = 4  # distinct coarse hypotheses refined
+    rotation_step_deg: float = 3.0  # coarse grid steps
+    scale_step: float = 0.06
+    refine_rounds: int = 2  # each halves the steps around the best hypotheses
+    top_k: int = 2  # distinct coarse hypotheses refined (the best and its runner-up)
     min_overlap: float = 0.4  # overlap / smaller valid area below which a shift is not scored
     distinct_px: float = 6.0  # work px: hypotheses whose corners differ more than this are distinct
     batch: int = 32  # hypotheses correlated at once (bounds memory)
@@ -178,9 +178,13 @@ class _Level:
         self.n_orient, self.period = sar.n_orientations, sar.orientation_period
         ho, wo = vo.shape
         hs, ws = vs.shape
-        diag = int(math.ceil(math.hypot(hs, ws) * cfg.scale_range[1] * 1.02)) + 2
-        self.canvas = (diag, diag)
-        self.fft = (_fast_len(ho + diag), _fast_len(wo + diag))
+        # canvas: the SAR map's bounding box at the largest rotation and scale searched
+        a = math.radians(min(abs(cfg.max_rotation_deg), 45.0))
+        smax = cfg.scale_range[1] * 1.02
+        hc = int(math.ceil(smax * (hs * math.cos(a) + ws * math.sin(a)))) + 2
+        wc = int(math.ceil(smax * (ws * math.cos(a) + hs * math.sin(a)))) + 2
+        self.canvas = (hc, wc)
+        self.fft = (_fast_len(ho + hc), _fast_len(wo + wc))
         P = self.fft
         self.Fo = torch.fft.rfft2(self.fo * vo, s=P)
         self.Fo2 = torch.fft.rfft2((self.fo ** 2).sum(0) * vo, s=P)

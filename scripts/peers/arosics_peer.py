@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", choices=("global", "local"), default="local")
     ap.add_argument("--json")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--protocol", choices=("paper", "georef"), default="paper")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--check-image", default="../shared/data/optical-sar/test/s1s2_163/optical.tif")
     ap.add_argument("--check", action="store_true", help="import AROSICS, check the adapter on a synthetic shift, exit")
@@ -149,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("pairs_dir and --json are required")
     from promptmid.evaluation.protocol import ProtocolConfig, evaluate_folder, summary_json
 
-    summaries = evaluate_folder(args.pairs_dir, ArosicsMatcher(args.mode), EngineConfig(), ProtocolConfig(seed=args.seed), args.limit)
+    summaries = evaluate_folder(args.pairs_dir, ArosicsMatcher(args.mode), EngineConfig(),
+                                ProtocolConfig.named(args.protocol, args.seed), args.limit)
     with open(args.json, "w", encoding="utf-8") as fh:
         json.dump(summary_json(summaries), fh, indent=1)
     s = summaries["all"]

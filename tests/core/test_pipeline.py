@@ -125,3 +125,30 @@ def test_cancel_stops_the_run_and_leaves_no_outputs(s1s2_pair, tmp_path):
     with pytest.raises(CancelledError):
         register(str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), str(tmp_path / "o"), progress=Progress(is_cancelled=cancelled))
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_sar_georeferenced_only_by_gcps_is_placed_through_them(s1s2_pair, tmp_path):
+    """Sentinel-1 GRD as distributed carries GCPs, no geotransform: the SAR must be placed through its GCPs
+    (GDAL's GCP transformer), not matched in its own pixel grid. The GCPs here are the true georeference
+    of a real S1 image, misplaced by a known shift and rotation."""
+    from promptmid.demo import misregister
+
+    sar = str(s1s2_pair / "sar.tif")
+    shifted = str(tmp_path / "shifted.tif")
+    misregister(sar, shifted, (21.0, -12.5), 1.0)  # the known error, as a geotransform first
+    bad_gt = raster_info(shifted).geotransform
+    cols, rows = np.meshgrid(np.linspace(0, 1024, 6), np.linspace(0, 1024, 6))
+    gcps = [gdal.GCP(bad_gt[0] + c * bad_gt[1] + r * bad_gt[2], bad_gt[3] + c * bad_gt[4] + r * bad_gt[5], 0.0, c, r)
+            for c, r in zip(cols.ravel(), rows.ravel())]
+    gcp_only = str(tmp_path / "sar_gcps.tif")
+    gdal.Translate(gcp_only, sar, GCPs=gcps, outputSRS=gdal.Open(sar).GetProjection())
+    info = raster_info(gcp_only)
+    assert info.geotransform is None and info.georef_method == "gcps" and info.georeferenced
+    truth = raster_info(sar).geotransform
+    assert grid_error_px(truth, bad_gt, 1024, 1024, from_gcps=False) > 15
+    result = register(str(s1s2_pair / "optical.tif"), gcp_only, str(tmp_path / "out"))
+    coef = fit_polynomial(gcps_from_points_file(result.outputs["points"]), 1)
+    # against the data set's own S1/S2 alignment (a few px, see README), as the demo
+    assert grid_error_px(truth, coef, 1024, 1024, from_gcps=True) < 5.0
+    ds = ogr.Open(result.outputs["tiepoints"])
+    assert ds.GetLayerByName("match_vectors").GetFeatureCount() == result.n_gcps  # SAR map positions via its GCPs

@@ -31,9 +31,10 @@ class RasterInfo:
     height: int
     bands: int
     dtype: str  # GDAL data type name, e.g. "Byte", "UInt16", "Float32"
-    geotransform: Optional[GeoTransform]  # None when the file has no georeference
-    crs_wkt: str  # "" when the file has no CRS
+    geotransform: Optional[GeoTransform]  # None when the file has no geotransform (no georeference, or GCPs/RPCs only)
+    crs_wkt: str  # "" when the file has no CRS (for GCPs: the GCPs' CRS; for RPCs: WGS 84)
     nodata: Optional[float]  # nodata of band 1, if set
+    georef_method: str = ""  # "geotransform", "gcps" (e.g. Sentinel-1 GRD as distributed), "rpc", or "" (none)
 
     @property
     def matching_bands(self) -> list[int]:
@@ -42,17 +43,21 @@ class RasterInfo:
 
     @property
     def georeferenced(self) -> bool:
-        return self.geotransform is not None and bool(self.crs_wkt)
+        """Placed on the ground by a geotransform, GCPs or RPCs (and a CRS)."""
+        return bool(self.georef_method) and bool(self.crs_wkt)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        """(xmin, ymin, xmax, ymax) in the raster's CRS (over all four corners: rotated grids too)."""
-        gt = self.geotransform
-        if gt is None:
+        """(xmin, ymin, xmax, ymax) in the raster's CRS (over the corners; along the edges for GCPs/RPCs)."""
+        if not self.georeferenced:
             raise InputError(f"{os.path.basename(self.path)} has no georeference.")
-        cols, rows = np.array([0, self.width, 0, self.width]), np.array([0, 0, self.height, self.height])
-        xs, ys = gt[0] + cols * gt[1] + rows * gt[2], gt[3] + cols * gt[4] + rows * gt[5]
-        return float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())
+        t = np.linspace(0.0, 1.0, 2 if self.georef_method == "geotransform" else 21)
+        w, h = self.width, self.height
+        cols = np.concatenate([t * w, np.full_like(t, w), (1 - t) * w, np.zeros_like(t)])
+        rows = np.concatenate([np.zeros_like(t), t * h, np.full_like(t, h), (1 - t) * h])
+        xs, ys = pixel_to_map(self, cols, rows)
+        ok = np.isfinite(xs) & np.isfinite(ys)
+        return float(xs[ok].min()), float(ys[ok].min()), float(xs[ok].max()), float(ys[ok].max())
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,11 @@ def raster_info(path: str) -> RasterInfo:
     ds = open_raster(path)
     gt = ds.GetGeoTransform(can_return_null=True)
     band = ds.GetRasterBand(1)
+    crs, method = ds.GetProjection() or "", "geotransform" if gt is not None else ""
+    if gt is None and ds.GetGCPCount() >= 3 and ds.GetGCPProjection():
+        crs, method = ds.GetGCPProjection(), "gcps"
+    elif gt is None and ds.GetMetadata("RPC"):
+        crs, method = osr.SRS_WKT_WGS84_LAT_LONG, "rpc"
     return RasterInfo(
         path=str(path),
         width=ds.RasterXSize,
@@ -99,9 +109,42 @@ def raster_info(path: str) -> RasterInfo:
         bands=ds.RasterCount,
         dtype=gdal.GetDataTypeName(band.DataType),
         geotransform=tuple(gt) if gt is not None else None,
-        crs_wkt=ds.GetProjection() or "",
+        crs_wkt=crs,
         nodata=band.GetNoDataValue(),
+        georef_method=method if crs else "",
     )
+
+
+def _transformer(info: RasterInfo) -> gdal.Transformer:
+    """GDAL's pixel <-> map transformer for the raster's own georeference (geotransform, GCPs or RPCs):
+    the same one gdal.Warp uses to place it."""
+    options = {"geotransform": [], "gcps": ["METHOD=GCP_POLYNOMIAL"], "rpc": ["METHOD=RPC"]}[info.georef_method]
+    return gdal.Transformer(open_raster(info.path), None, options)
+
+
+def pixel_to_map(info: RasterInfo, cols: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """GDAL pixel/line (corner convention) of a georeferenced raster -> map x, y in ``info.crs_wkt``
+    (x = easting / longitude). Non-invertible points come back NaN."""
+    cols, rows = np.asarray(cols, float).ravel(), np.asarray(rows, float).ravel()
+    if info.georef_method == "geotransform":
+        gt = info.geotransform
+        return gt[0] + cols * gt[1] + rows * gt[2], gt[3] + cols * gt[4] + rows * gt[5]
+    pts, ok = _transformer(info).TransformPoints(0, np.column_stack([cols, rows]).tolist())
+    out = np.asarray(pts, float)[:, :2].reshape(-1, 2)
+    out[~np.asarray(ok, bool)] = np.nan
+    return out[:, 0], out[:, 1]
+
+
+def map_to_pixel(info: RasterInfo, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`pixel_to_map`."""
+    x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
+    if info.georef_method == "geotransform":
+        inv = gdal.InvGeoTransform(info.geotransform)
+        return inv[0] + x * inv[1] + y * inv[2], inv[3] + x * inv[4] + y * inv[5]
+    pts, ok = _transformer(info).TransformPoints(1, np.column_stack([x, y]).tolist())
+    out = np.asarray(pts, float)[:, :2].reshape(-1, 2)
+    out[~np.asarray(ok, bool)] = np.nan
+    return out[:, 0], out[:, 1]
 
 
 def srs_from_wkt(wkt: str) -> osr.SpatialReference:
@@ -122,12 +165,15 @@ def transform_points(x: np.ndarray, y: np.ndarray, src_wkt: str, dst_wkt: str) -
 
 
 def footprint_in(info: RasterInfo, dst_wkt: str, samples: int = 21) -> tuple[float, float, float, float]:
-    """Bounds of a raster's footprint in another CRS, densified along the edges (curved reprojections)."""
-    xmin, ymin, xmax, ymax = info.bounds
+    """Bounds of a raster's footprint in another CRS, densified along its edges (curved reprojections,
+    GCP / RPC geometry)."""
     t = np.linspace(0.0, 1.0, samples)
-    xs = np.concatenate([xmin + t * (xmax - xmin), np.full_like(t, xmax), xmax - t * (xmax - xmin), np.full_like(t, xmin)])
-    ys = np.concatenate([np.full_like(t, ymin), ymin + t * (ymax - ymin), np.full_like(t, ymax), ymax - t * (ymax - ymin)])
-    px, py = transform_points(xs, ys, info.crs_wkt, dst_wkt)
+    w, h = info.width, info.height
+    cols = np.concatenate([t * w, np.full_like(t, w), (1 - t) * w, np.zeros_like(t)])
+    rows = np.concatenate([np.zeros_like(t), t * h, np.full_like(t, h), (1 - t) * h])
+    xs, ys = pixel_to_map(info, cols, rows)
+    good = np.isfinite(xs) & np.isfinite(ys)
+    px, py = transform_points(xs[good], ys[good], info.crs_wkt, dst_wkt)
     ok = np.isfinite(px) & np.isfinite(py)
     if not ok.any():
         raise InputError(f"{os.path.basename(info.path)}: footprint cannot be reprojected to the optical CRS.")

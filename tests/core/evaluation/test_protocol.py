@@ -36,11 +36,26 @@ def test_warp_optical_moves_pixels_where_the_homography_says():
     assert not valid.all() and valid[50, 50]
 
 
-def test_summary_counts_failures_as_infinite_and_json_is_strict():
-    ok = PairResult("a_1", "a", 1, 0.9, 50, 40, 30, True, 1.2, 0.8, 0.5)
+def test_georef_protocol_draws_small_warps_with_shifts_reproducibly():
+    cfg = ProtocolConfig.named("georef", seed=3)
+    draws = [random_similarity(np.random.default_rng([cfg.seed, i]), 256, 256, cfg) for i in range(100)]
+    angles, scales = np.array([d[1] for d in draws]), np.array([d[2] for d in draws])
+    shifts = np.array([apply_h(d[0], [[127.5, 127.5]])[0] - 127.5 for d in draws])
+    assert np.abs(angles).max() <= 2 and scales.min() >= 0.97 and scales.max() <= 1.03
+    assert np.abs(shifts).max() <= 30 and np.abs(shifts).max() > 20 and shifts.std() > 8
+    again = random_similarity(np.random.default_rng([cfg.seed, 7]), 256, 256, ProtocolConfig.named("georef", seed=3))
+    np.testing.assert_array_equal(again[0], draws[7][0])
+    with pytest.raises(Exception, match="Unknown protocol"):
+        ProtocolConfig.named("nope")
+
+
+def test_summary_counts_failures_and_unclaimed_pairs_as_infinite_and_json_is_strict():
+    ok = PairResult("a_1", "a", 1, 0.9, 50, 40, 30, True, 1.2, 0.8, 0.5, verdict="registered", fit_err_px=0.8)
     bad = PairResult("a_2", "a", 1, 0.9, 5, 0, 0, False, 20.0, math.inf, 0.5)
-    s = summarize("classical", "a", [ok, bad])
-    assert s.sr == 50.0 and s.ncm == 30 and s.rmse == 1.2
+    wrong = PairResult("a_3", "a", 1, 0.9, 50, 40, 0, False, 20.0, 12.0, 0.5, verdict="registered", fit_err_px=12.0)
+    s = summarize("classical", "a", [ok, bad, wrong])
+    assert s.sr == pytest.approx(100 / 3) and s.ncm == 30 and s.rmse == 1.2
+    assert s.n_claimed == 2 and s.n_false_accept == 1
     assert s.reg_err_p90_px == math.inf
     js = summary_json({"a": s, "all": s})
     text = json.dumps(js, allow_nan=False)
@@ -57,6 +72,7 @@ def test_self_pair_is_registered_exactly(tmp_path, small_pair):
     write_raster(pair / "sar.tif", gray)
     s = evaluate_folder(str(tmp_path / "pairs"), ClassicalDescriber(), EngineConfig())
     assert s["all"].sr == 100.0 and s["all"].reg_err_median_px < 0.5 and s["self"].ncm > 100
+    assert s["all"].pairs[0].verdict == "registered" and s["all"].n_claimed == 1
 
 
 def test_classical_on_real_pairs_is_measured(data_root, tmp_path):
@@ -68,5 +84,7 @@ def test_classical_on_real_pairs_is_measured(data_root, tmp_path):
         (sub / pid).symlink_to(data_root / "test" / pid)
     s = evaluate_folder(str(sub), ClassicalDescriber(), EngineConfig())
     assert set(s) == {"3mos", "s1s2", "all"} and s["all"].n_pairs == 3
-    assert s["all"].sr >= 66.0  # these three are easy: a broken stage makes them fail
-    assert all(p.seconds > 0 for p in s["all"].pairs)
+    # these three are easy: each one must succeed (a broken stage, or the 1024 px path, makes one fail)
+    assert all(p.success for p in s["all"].pairs), [(p.pair_id, p.reason, p.fit_err_px) for p in s["all"].pairs]
+    assert s["s1s2"].sr == 100.0 and s["all"].n_false_accept == 0
+    assert all(p.seconds > 0 and p.evidence for p in s["all"].pairs)
