@@ -6,7 +6,8 @@ import os
 from typing import Optional
 
 from qgis.core import (QgsClassificationQuantile, QgsGraduatedSymbolRenderer, QgsLayerTreeGroup, QgsProject,
-                       QgsRasterLayer, QgsStyle, QgsSymbol, QgsVectorLayer)
+                       QgsRasterLayer, QgsSingleSymbolRenderer, QgsStyle, QgsSymbol, QgsVectorLayer)
+from qgis.PyQt.QtGui import QColor
 
 from .outputs import run_label
 
@@ -34,10 +35,12 @@ def style_tie_points(layer: QgsVectorLayer, field: str = "residual_px", classes:
 
 
 def style_vectors(layer: QgsVectorLayer) -> None:
+    """Orange lines. A new renderer (not a changed symbol) so a layer already in the project, as Processing
+    loads it, updates its legend too."""
     symbol = QgsSymbol.defaultSymbol(layer.geometryType())
-    symbol.setColor(symbol.color().fromRgb(255, 170, 0))
+    symbol.setColor(QColor(255, 170, 0))
     symbol.setWidth(0.4)
-    layer.renderer().setSymbol(symbol)
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
 
 
 def layer_names(result: dict) -> dict[str, str]:

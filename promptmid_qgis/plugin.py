@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Optional
 
 from qgis.core import Qgis, QgsApplication, QgsLayerTreeGroup, QgsMessageLog
@@ -55,6 +56,19 @@ def result_message(result: dict, job: Optional[dict] = None) -> str:
     if warnings:
         text += f" Note: {warnings[0]}" + (f" (+{len(warnings) - 1} more in the log)" if len(warnings) > 1 else "")
     return text + f" GCPs: {result['outputs']['points']}"
+
+
+# The engine's messages are written for the command line; in QGIS the same advice names the dialog's controls.
+CLI_TO_DIALOG = ((re.compile(r"(re)?run with --accept-uncertain"), 'tick "Keep uncertain results"'),
+                 (re.compile(r"--accept-uncertain"), '"Keep uncertain results"'),
+                 (re.compile(r"--sar-band(?: \S+)?"), 'the "SAR band" choice'),
+                 (re.compile(r"--transform(?: \S+)?"), 'the "Transform" choice'))
+
+
+def in_dialog_words(message: str, where: str = " in the Register dialog") -> str:
+    for i, (pattern, words) in enumerate(CLI_TO_DIALOG):
+        message = pattern.sub(words + (where if i == 0 else ""), message)
+    return message
 
 
 def _report(result: dict) -> dict:
@@ -228,4 +242,6 @@ class PromptMIDPlugin:
             item.layout().addWidget(button)
             self._push(text, Qgis.Critical, 0, widget=item)
             return
-        self._push(error, Qgis.Critical)
+        # An uncertain result refused by the engine is a judgement on the data, not a failure of the tool.
+        level = Qgis.Warning if error.startswith("Uncertain registration") else Qgis.Critical
+        self._push(in_dialog_words(error), level)

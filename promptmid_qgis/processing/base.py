@@ -56,5 +56,7 @@ class EngineAlgorithm(QgsProcessingAlgorithm):
         if outcome.cancelled:
             raise QgsProcessingException("Cancelled by user.")
         if not outcome.ok:
-            raise QgsProcessingException(outcome.error)
+            from ..plugin import in_dialog_words
+
+            raise QgsProcessingException(in_dialog_words(outcome.error, where=""))
         return outcome.result

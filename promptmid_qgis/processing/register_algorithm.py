@@ -69,7 +69,7 @@ class RegisterRasterPair(EngineAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer("SAR", "SAR raster to register", defaultValue=sar.id() if sar else None))
         self.addParameter(QgsProcessingParameterBand("SAR_BAND", "SAR band", defaultValue=1, parentLayerParameterName="SAR",
                                                      optional=True))
-        self.addParameter(QgsProcessingParameterBoolean("SAR_MEAN", "Match the mean intensity of all SAR bands (instead of one band)",
+        self.addParameter(QgsProcessingParameterBoolean("SAR_MEAN", "Use the mean intensity of all SAR bands",
                                                         defaultValue=False))
         self.addParameter(QgsProcessingParameterEnum("LAND_USE", "Land use", LAND_USE_OPTIONS, defaultValue=LAND_USE.index(land_use)))
         self.addParameter(QgsProcessingParameterRasterLayer("LAND_COVER", "Land-cover raster (for 'From land-cover layer')", optional=True))

@@ -45,6 +45,7 @@ def test_register_in_a_batch_of_two(provider, pair_files, s1s2_pair, tmp_path, q
     assert {"sar_shifted_registered", "sar_shifted tie points", "sar_shifted match vectors"} <= set(loaded)
     assert loaded["sar_shifted_registered"].source() == outs[0]["WARPED"]
     assert type(loaded["sar_shifted tie points"].renderer()).__name__ == "QgsGraduatedSymbolRenderer"  # styled on loading
+    assert loaded["sar_shifted match vectors"].renderer().symbol().color().name() == "#ffaa00"
 
 
 def test_register_refuses_the_same_raster_twice(provider, pair_files, tmp_path):

@@ -186,3 +186,14 @@ def test_a_run_asked_for_during_the_check_starts_after_it(qgis_iface, qgis_new_p
     assert any("starts when it is done" in m for m in qgis_iface.messageBar().get_messages(Qgis.Info))
     qtbot.waitUntil(lambda: plugin.task is not None, timeout=120_000)
     qtbot.waitUntil(lambda: any("broken.tif" in m for m in qgis_iface.messageBar().get_messages(Qgis.Critical)), timeout=60_000)
+
+
+def test_a_refused_uncertain_result_names_the_dialogs_checkbox(qgis_iface, qgis_new_project, finished_task):
+    plugin = PromptMIDPlugin(qgis_iface)
+    error = ("Uncertain registration, nothing written: the tie-point fit disagrees with the global search by 5.7 px. Inspect the "
+             "pair, try a wider search or another engine, or rerun with --accept-uncertain to keep the result with a warning.")
+    plugin._finished(finished_task(error=error, kind="RegistrationError"))
+    QgsApplication.processEvents()
+    msg = qgis_iface.messageBar().get_messages(Qgis.Warning)[-1]
+    assert 'tick "Keep uncertain results" in the Register dialog to keep the result' in msg and "--accept" not in msg
+    assert not qgis_iface.messageBar().get_messages(Qgis.Critical)
