@@ -17,7 +17,8 @@ import json
 import math
 import os
 import sys
-from dataclasses import asdict, fields, replace
+import tempfile
+from dataclasses import asdict, replace
 
 import numpy as np
 
@@ -34,7 +35,18 @@ CHECKS = [
 GOOD_PX, BAD_PX = 3.0, 5.0
 
 
-def collect(pairs_dir: str, engine: str, limit: int | None, seed: int) -> list[dict]:
+def subset(pairs_dir: str, every: int, tmp: str) -> str:
+    """Every ``every``-th pair (sorted ids) as a folder of links: an even sample of sensors and scenes."""
+    from promptmid.evaluation.protocol import list_pairs
+
+    if every <= 1:
+        return pairs_dir
+    for pid in list_pairs(pairs_dir)[::every]:
+        os.symlink(os.path.abspath(os.path.join(pairs_dir, pid)), os.path.join(tmp, pid))
+    return tmp
+
+
+def collect(pairs_dir: str, engine: str, limit: int | None, seed: int, every: dict[str, int]) -> list[dict]:
     from promptmid.config import EngineConfig
     from promptmid.descriptors.registry import get_describer
     from promptmid.evaluation.protocol import ProtocolConfig, evaluate_folder
@@ -50,7 +62,9 @@ def collect(pairs_dir: str, engine: str, limit: int | None, seed: int) -> list[d
     for protocol in ("paper", "georef"):
         def log(r, protocol=protocol):
             print(f"{protocol:6s} {r.pair_id:30s} fit err {r.fit_err_px:8.2f} px  {r.verdict}", file=sys.stderr, flush=True)
-        summaries = evaluate_folder(pairs_dir, describer, cfg, ProtocolConfig.named(protocol, seed), limit, log=log)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = subset(pairs_dir, every[protocol], tmp)
+            summaries = evaluate_folder(folder, describer, cfg, ProtocolConfig.named(protocol, seed), limit, log=log)
         for r in summaries["all"].pairs:
             rows.append({"protocol": protocol, "pair_id": r.pair_id, "fit_err_px": r.fit_err_px, **r.evidence})
     return rows
@@ -108,6 +122,8 @@ def main() -> int:
     ap.add_argument("pairs_dir", help="the TRAIN split")
     ap.add_argument("--engine", default="default")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--every-paper", type=int, default=2, help="calibrate on every N-th train pair (paper protocol)")
+    ap.add_argument("--every-georef", type=int, default=4, help="the same for the georef protocol")
     ap.add_argument("--seed", type=int, default=1, help="protocol seed (not the benchmark's 0, to keep them apart)")
     ap.add_argument("--out", default="bench/results/verdict_calibration.json")
     ap.add_argument("--reuse", action="store_true", help="re-choose thresholds from the rows stored in --out")
@@ -119,7 +135,7 @@ def main() -> int:
     if args.reuse:
         rows = json.load(open(args.out))["rows"]
     else:
-        rows = collect(args.pairs_dir, args.engine, args.limit, args.seed)
+        rows = collect(args.pairs_dir, args.engine, args.limit, args.seed, {"paper": args.every_paper, "georef": args.every_georef})
     th, counts = choose(rows, asdict(VerdictConfig()))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as fh:

@@ -23,6 +23,7 @@ from .config import EngineConfig, OutputConfig, WARP_TRANSFORMS
 from .descriptors.base import Describer
 from .descriptors.registry import get_describer
 from .errors import InputError, RegistrationError
+from .geometry.fit import expected_error
 from .geometry.gcps import GCPSet, polynomial_residuals, spread_subset, write_points_file, write_tiepoints_gpkg
 from .geometry.warp import warp_with_gcps
 from .io.atomic import atomic_path, ensure_writable_dir
@@ -32,6 +33,7 @@ from .progress import Progress
 from .jsonutil import json_safe
 from .registration import PairMatch, prepare_and_match
 from .search import georef_search
+from .verdict import corners_and_centre
 from .tiling import fine_grid, refine_tiled, wants_tiling
 
 
@@ -181,6 +183,7 @@ def register(
         else:  # keep the coarse solution: better a coarse registration than none
             progress.report(0.8, f"only {len(tiles.gcps)} tile GCPs: keeping the coarse solution")
     gcps = spread_subset(gcps, out_cfg.max_gcps)
+    overlap_at = corners_and_centre(sar_valid.shape, sar_valid)  # work px: where the expected error is judged
     dx, dy, res_map = polynomial_residuals(gcps, out_cfg.transform)
     res_px = np.hypot(dx, dy)
 
@@ -208,7 +211,7 @@ def register(
             seconds=time.perf_counter() - t_start, crs_wkt=optical.crs_wkt, outputs=paths,
             tiles_tried=tiles.tiles_tried if tiles else 0, tiles_used=tiles.tiles_used if tiles else 0,
             verdict=verdict.verdict, confidence=verdict.confidence, verdict_reason=verdict.reason,
-            expected_error_px=verdict.evidence.expected_error_px * grid.geotransform[1] / optical.geotransform[1],
+            expected_error_px=_expected_error(gcps, optical, _sar_source_pixels(sar, grid, overlap_at, sar_factor)),
             sar_band=cfg.sar_band,
         )
         with atomic_path(paths["report"]) as tmp:
@@ -233,6 +236,18 @@ def register(
 
 def _optical_grid(optical: RasterInfo) -> Grid:
     return Grid(optical.geotransform, optical.width, optical.height, optical.crs_wkt)  # type: ignore[arg-type]
+
+
+def _expected_error(gcps: GCPSet, optical: RasterInfo, at_sar_px: np.ndarray) -> float:
+    """Expected error (optical pixels, 1 sigma, worst of the overlap's corners and centre) of the affine
+    through the final GCPs: the accuracy of the *transform*, not the scatter of its tie points."""
+    col, row = _optical_grid(optical).map_to_pixel(gcps.map_x, gcps.map_y)
+    src, dst = np.column_stack([gcps.pixel, gcps.line]), np.column_stack([col, row])
+    if len(src) < 4:
+        return math.inf
+    a, *_ = np.linalg.lstsq(np.column_stack([src, np.ones(len(src))]), dst, rcond=None)
+    m = np.vstack([a.T, [0.0, 0.0, 1.0]])
+    return float(np.max(expected_error(src, dst, m, at_sar_px)))
 
 
 def _gcps_from_matches(pm: PairMatch, optical: RasterInfo, sar: RasterInfo, grid: Grid, sar_factor: Scale) -> GCPSet:

@@ -39,7 +39,7 @@ class SearchConfig:
     refine_rounds: int = 2  # each halves the steps around the best hypotheses
     top_k: int = 2  # distinct coarse hypotheses refined (the best and its runner-up)
     min_overlap: float = 0.4  # overlap / smaller valid area below which a shift is not scored
-    distinct_px: float = 6.0  # work px: hypotheses whose corners differ more than this are distinct
+    distinct_px: float = 6.0  # work px (at least 3 coarse cells): poses whose corners differ more are distinct
     batch: int = 32  # hypotheses correlated at once (bounds memory)
     # A georeferenced SAR is placed by its georeference first, so only a small residual is searched:
     georef_max_rotation_deg: float = 3.0
@@ -76,19 +76,11 @@ class Hypothesis:
 
 @dataclass
 class SearchResult:
-    best: Optional[Hypothesis]
-    runner_up: Optional[Hypothesis]  # best hypothesis distinct from ``best`` (None if none scored)
+    best: Optional[Hypothesis]  # refined
+    runner_up: Optional[Hypothesis]  # the best coarse pose that puts the image elsewhere (None if none)
     hypotheses: list[Hypothesis] = field(default_factory=list)  # refined, best first
     seconds: float = 0.0
-
-    @property
-    def peak_ratio(self) -> float:
-        """best / runner-up score (>1; larger = less ambiguous). inf when there is no runner-up."""
-        if self.best is None:
-            return 0.0
-        if self.runner_up is None or self.runner_up.score <= 1e-6:
-            return math.inf
-        return self.best.score / self.runner_up.score
+    peak_ratio: float = 0.0  # best / runner-up coarse score (>1; larger = less ambiguous; inf: no runner-up)
 
 
 def global_search(optical: DenseMap, sar: DenseMap, sar_shape: tuple[int, int], cfg: SearchConfig,
@@ -108,7 +100,9 @@ def global_search(optical: DenseMap, sar: DenseMap, sar_shape: tuple[int, int], 
     poses = [(float(r), float(s)) for r in rots for s in scales]
     scored = coarse.best_per_pose(poses, progress.sub(0.0, 0.6))
     scored.sort(key=lambda h: -h.score)
-    seeds = _distinct(scored, sar_shape, cfg.distinct_px, cfg.top_k)
+    # Poses closer than a few coarse cells share one correlation peak: "distinct" must be beyond it.
+    distinct = max(cfg.distinct_px, 3.0 * coarse.stride)
+    seeds = _distinct(scored, sar_shape, distinct, cfg.top_k)
     progress.report(0.6, f"{len(poses)} poses searched")
     fine = _FineLevel(optical, sar, k_fine, sar_shape, cfg)
     refined: list[Hypothesis] = []
@@ -116,11 +110,17 @@ def global_search(optical: DenseMap, sar: DenseMap, sar_shape: tuple[int, int], 
         refined.append(fine.refine(h))
         progress.report(0.6 + 0.4 * (i + 1) / max(len(seeds), 1), "refining hypotheses")
     refined.sort(key=lambda h: -h.score)
-    # Scores are comparable only on one level: the runner-up is the best refined seed far from the best.
     best = refined[0] if refined else None
-    others = [h for h in refined[1:] if best is not None and not _same(h, best, sar_shape, cfg.distinct_px)]
-    runner = others[0] if others else None
-    return SearchResult(best, runner, refined, time.perf_counter() - t0)
+    # Ambiguity is judged on the coarse level, where every pose was scored the same way: the best pose
+    # against the best one that puts the image somewhere else.
+    runner = None
+    if scored:
+        top = scored[0]
+        runner = next((h for h in scored[1:] if not _same(h, top, sar_shape, distinct)), None)
+    ratio = 0.0 if best is None else math.inf
+    if runner is not None and runner.score > 1e-6:
+        ratio = scored[0].score / runner.score
+    return SearchResult(best, runner, refined, time.perf_counter() - t0, ratio)
 
 
 # --- internals ---------------------------------------------------------------------------------------

@@ -32,6 +32,11 @@ def test_known_misregistration_of_a_real_image_is_recovered_below_one_pixel(s1s2
     truth = raster_info(sar).geotransform
     assert grid_error_px(truth, raster_info(bad).geotransform, 1024, 1024, from_gcps=False) > 15
     assert grid_error_px(truth, coef, 1024, 1024, from_gcps=True) < 1.0
+    assert result.verdict == "registered" and result.confidence >= 0.5 and result.verdict_reason == ""
+    assert 0 < result.expected_error_px < 0.5  # many exact tie points: the transform is known well
+    report = json.load(open(result.outputs["report"]))
+    assert report["verdict"] == "registered" and report["evidence"]["n_inliers"] >= 50
+    assert report["search"]["scale"] == pytest.approx(1.0, abs=0.05) and not report["accepted_uncertain"]
     warped = gdal.Open(result.outputs["warped"])
     assert warped.GetGeoTransform() == pytest.approx(truth)  # on the reference grid
     a, b = warped.ReadAsArray().astype(float), gdal.Open(sar).ReadAsArray().astype(float)
@@ -152,3 +157,22 @@ def test_sar_georeferenced_only_by_gcps_is_placed_through_them(s1s2_pair, tmp_pa
     assert grid_error_px(truth, coef, 1024, 1024, from_gcps=True) < 5.0
     ds = ogr.Open(result.outputs["tiepoints"])
     assert ds.GetLayerByName("match_vectors").GetFeatureCount() == result.n_gcps  # SAR map positions via its GCPs
+
+
+def test_uncertain_results_are_refused_unless_accepted(s1s2_pair, tmp_path):
+    """An uncertain verdict writes nothing (exit 3 in the CLI) unless the user accepts it; then the outputs
+    are written and the report and summary say it is uncertain, and why."""
+    from promptmid.verdict import VerdictConfig
+
+    strict = EngineConfig(engine="area", verdict=VerdictConfig(min_peak_ratio=50.0))  # no real pose is that unambiguous
+    out = tmp_path / "refused"
+    with pytest.raises(RegistrationError, match="Uncertain registration, nothing written: another pose matches"):
+        register(str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), str(out), strict)
+    assert not out.exists() or not any(out.iterdir())
+    strict.accept_uncertain = True
+    result = register(str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), str(tmp_path / "kept"), strict)
+    assert result.verdict == "uncertain" and "another pose" in result.verdict_reason
+    assert result.summary().startswith("UNCERTAIN (")
+    report = json.load(open(result.outputs["report"]))
+    assert report["verdict"] == "uncertain" and report["accepted_uncertain"] and report["verdict_reason"]
+    assert os.path.isfile(result.outputs["warped"])
