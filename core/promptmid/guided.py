@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .dense.base import DenseMap
+from .dense.base import DenseMap, rotate_channels
+from .dense.correlation import fft_len, peak_offset
 from .geometry.fit import apply_h
-from .search import _rotate_channels
 
 
 @dataclass
@@ -76,7 +75,7 @@ def warp_dense(sar: DenseMap, h: np.ndarray, out_shape: tuple[int, int]) -> tupl
     f = F.grid_sample(sar.features.float()[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     v = F.grid_sample(sar.valid.float()[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0] > 0.999
     if sar.n_orientations:
-        f = _rotate_channels(f, [rotation_of(h)], sar.n_orientations, sar.orientation_period)
+        f = rotate_channels(f, [rotation_of(h)], sar.n_orientations, sar.orientation_period)
     return f[0] * v, v
 
 
@@ -114,7 +113,7 @@ def template_tie_points(optical: DenseMap, sar: DenseMap, h: np.ndarray, sar_poi
     on_edge = (iy == 0) | (iy == size - 1) | (ix == 0) | (ix == size - 1)
     keep = (ok.numpy() & ~on_edge & (best.numpy() >= cfg.min_ncc)
             & (best.numpy() >= cfg.min_peak_ratio * np.maximum(second.numpy(), 1e-6)))
-    sub = np.array([_parabola_peak(ncc[k].numpy(), iy[k], ix[k]) for k in range(len(idx))]).reshape(-1, 2)
+    sub = np.array([peak_offset(ncc[k].numpy(), iy[k], ix[k]) for k in range(len(idx))]).reshape(-1, 2)
     opt = np.column_stack([centre[idx, 0] + ix - r + sub[:, 1], centre[idx, 1] + iy - r + sub[:, 0]]).astype(np.float64)
     # the template sat at round(pred), so the optical partner of the SAR point is pred + (found - centre)
     opt += pred[idx] - centre[idx]
@@ -136,7 +135,7 @@ def _zncc(tmpl: torch.Tensor, search: torch.Tensor, tmask: torch.Tensor) -> torc
     n_, c, t, _ = tmpl.shape
     s = search.shape[-1]
     out = s - t + 1
-    P = _fast_even(s)  # valid offsets only read s(p + d) with p + d < s: no wrap-around below size s
+    P = fft_len(s, even=True)  # valid offsets only read s(p + d) with p + d < s: no wrap-around below size s
     m = tmask[:, None]
     cnt = m.sum(dim=(1, 2, 3)) * c  # elements in the template vector
     t_mean = tmpl.sum(dim=(1, 2, 3)) / cnt.clamp(min=1)
@@ -151,31 +150,6 @@ def _zncc(tmpl: torch.Tensor, search: torch.Tensor, tmask: torch.Tensor) -> torc
     s_sq = torch.fft.irfft2(torch.fft.rfft2((search ** 2).sum(1), s=(P, P)) * Fm, s=(P, P))[:, :out, :out]
     var = (s_sq - s_sum ** 2 / cnt[:, None, None].clamp(min=1)).clamp(min=1e-9)
     return num / (t_norm[:, None, None] * torch.sqrt(var))
-
-
-def _parabola_peak(surface: np.ndarray, iy: int, ix: int) -> tuple[float, float]:
-    def par(a: float, b: float, c: float) -> float:
-        den = a - 2 * b + c
-        return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < -1e-12 else 0.0
-
-    h, w = surface.shape
-    dy = par(surface[iy - 1, ix], surface[iy, ix], surface[iy + 1, ix]) if 0 < iy < h - 1 else 0.0
-    dx = par(surface[iy, ix - 1], surface[iy, ix], surface[iy, ix + 1]) if 0 < ix < w - 1 else 0.0
-    return dy, dx
-
-
-def _fast_even(n: int) -> int:
-    """Smallest 2^a 3^b >= n (fast real-FFT sizes)."""
-    best = 1 << (n - 1).bit_length()
-    p3 = 1
-    while p3 < 2 * n:
-        p = p3
-        while p < 2 * n:
-            if n <= p < best and p % 2 == 0:
-                best = p
-            p *= 2
-        p3 *= 3
-    return best
 
 
 def descriptor_tie_points(kp_optical: np.ndarray, desc_optical: np.ndarray, kp_sar: np.ndarray, desc_sar: np.ndarray,

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .dense.base import DenseMap
+from .dense.base import DenseMap, rotate_channels
+from .dense.correlation import fft_len, peak_offset
 from .progress import Progress
 
 
@@ -184,7 +185,7 @@ class _Level:
         hc = int(math.ceil(smax * (hs * math.cos(a) + ws * math.sin(a)))) + 2
         wc = int(math.ceil(smax * (ws * math.cos(a) + hs * math.sin(a)))) + 2
         self.canvas = (hc, wc)
-        self.fft = (_fast_len(ho + hc), _fast_len(wo + wc))
+        self.fft = (fft_len(ho + hc), fft_len(wo + wc))
         P = self.fft
         self.Fo = torch.fft.rfft2(self.fo * vo, s=P)
         self.Fo2 = torch.fft.rfft2((self.fo ** 2).sum(0) * vo, s=P)
@@ -210,7 +211,7 @@ class _Level:
         v = F.grid_sample(self.vs[None, None].expand(B, -1, -1, -1), g, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
         v = (v > 0.999).float()
         if self.n_orient:
-            f = _rotate_channels(f, [p[0] for p in poses], self.n_orient, self.period)
+            f = rotate_channels(f, [p[0] for p in poses], self.n_orient, self.period)
         return f * v[:, None], v
 
     def correlate(self, poses: list[tuple[float, float]]) -> torch.Tensor:
@@ -316,7 +317,7 @@ class _FineLevel:
         v = F.grid_sample(self.vs[None, None].expand(b, -1, -1, -1), g, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
         v = (v > 0.999).float()
         if self.n_orient:
-            f = _rotate_channels(f, [h.rotation_deg for h in hyps], self.n_orient, self.period)
+            f = rotate_channels(f, [h.rotation_deg for h in hyps], self.n_orient, self.period)
         return f * v[:, None], v
 
     def scores(self, hyps: list[Hypothesis], r: int) -> torch.Tensor:
@@ -363,7 +364,7 @@ class _FineLevel:
             b = int(torch.argmax(v))
             if math.isfinite(float(v[b])) and (first or float(v[b]) > best.score):
                 iy, ix = divmod(int(j[b]), 2 * r + 1)
-                sy, sx = _subcell(sc[b], iy, ix)
+                sy, sx = peak_offset(sc[b].numpy(), iy, ix)
                 h = cands[b]
                 # the SAR map moved by (dx, dy) cells in the optical frame = a translation of the hypothesis
                 best = Hypothesis(h.rotation_deg, h.scale, h.tx + (ix - r + sx) * self.stride,
@@ -371,22 +372,6 @@ class _FineLevel:
             first = False
             d_rot, d_log_s, r = d_rot / 2.0, d_log_s / 2.0, 1
         return best
-
-
-def _subcell(surface: torch.Tensor, iy: int, ix: int) -> tuple[float, float]:
-    """Quadratic (parabola) peak offset along each axis, in cells, clipped to +-0.5."""
-    P0, P1 = surface.shape
-
-    def par(a: float, b: float, c: float) -> float:
-        if not all(math.isfinite(x) for x in (a, b, c)):
-            return 0.0
-        den = a - 2 * b + c
-        return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < -1e-12 else 0.0
-
-    s = surface
-    dy = par(float(s[(iy - 1) % P0, ix]), float(s[iy, ix]), float(s[(iy + 1) % P0, ix]))
-    dx = par(float(s[iy, (ix - 1) % P1]), float(s[iy, ix]), float(s[iy, (ix + 1) % P1]))
-    return dy, dx
 
 
 def _signed(i: int, n: int) -> float:
@@ -397,37 +382,3 @@ def _centre(f: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     n = v.sum().clamp(min=1.0)
     mean = (f * v).sum(dim=(1, 2), keepdim=True) / n
     return (f - mean) * v
-
-
-def _rotate_channels(f: torch.Tensor, rotations: list[float], n_orient: int, period: float) -> torch.Tensor:
-    """Orientation-bin maps of an image rotated by ``rot`` degrees: bin j of the result holds the structure
-    at orientation theta_j - rot of the source, a cyclic shift by rot / bin width (linear interpolation)."""
-    b, c, h, w = f.shape
-    mix = torch.zeros(b, n_orient, n_orient)
-    width = period / n_orient
-    for i, rot in enumerate(rotations):
-        shift = rot / width
-        lo = math.floor(shift)
-        frac = shift - lo
-        for j in range(n_orient):  # out bin j <- in bins j - lo and j - lo - 1
-            mix[i, j, (j - lo) % n_orient] += 1 - frac
-            mix[i, j, (j - lo - 1) % n_orient] += frac
-    g = f.reshape(b, c // n_orient, n_orient, h * w)
-    return torch.einsum("bji,bgin->bgjn", mix, g).reshape(b, c, h, w)
-
-
-def _fast_len(n: int) -> int:
-    """Smallest 2^a 3^b 5^c >= n (fast FFT sizes)."""
-    best = 1 << (n - 1).bit_length()
-    p2 = 1
-    while p2 < 2 * n:
-        p3 = p2
-        while p3 < 2 * n:
-            p5 = p3
-            while p5 < 2 * n:
-                if n <= p5 < best:
-                    best = p5
-                p5 *= 5
-            p3 *= 3
-        p2 *= 2
-    return best

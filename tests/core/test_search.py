@@ -9,7 +9,8 @@ from promptmid.descriptors.base import PreparedImage
 from promptmid.geometry.fit import apply_h
 from promptmid.io.normalize import OpticalNormConfig, normalize_sar, optical_to_gray, SarNormConfig
 from promptmid.io.rasters import read_pixels
-from promptmid.search import Hypothesis, SearchConfig, _rotate_channels, georef_search, global_search
+from promptmid.dense.base import rotate_channels
+from promptmid.search import Hypothesis, SearchConfig, georef_search, global_search
 
 CORNERS = np.array([[0, 0], [255, 0], [0, 255], [255, 255], [127.5, 127.5]])
 
@@ -40,9 +41,9 @@ def test_channel_rotation_is_a_cyclic_shift_of_orientation_bins():
 
     f = torch.zeros(1, 9, 1, 1)
     f[0, 2] = 1.0
-    out = _rotate_channels(f, [20.0], 9, 180.0)  # one bin width
+    out = rotate_channels(f, [20.0], 9, 180.0)  # one bin width
     assert out[0, 3, 0, 0] == pytest.approx(1.0) and out.sum() == pytest.approx(1.0)
-    half = _rotate_channels(f, [-10.0], 9, 180.0)
+    half = rotate_channels(f, [-10.0], 9, 180.0)
     assert half[0, 1, 0, 0] == pytest.approx(0.5) and half[0, 2, 0, 0] == pytest.approx(0.5)
 
 

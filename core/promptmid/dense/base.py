@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -40,3 +41,20 @@ class DenseFeaturizer(Protocol):
     name: str
 
     def dense_map(self, image: PreparedImage) -> DenseMap: ...
+
+
+def rotate_channels(f: torch.Tensor, rotations: list[float], n_orient: int, period: float) -> torch.Tensor:
+    """Orientation-bin maps of an image rotated by ``rot`` degrees: bin j of the result holds the structure
+    at orientation theta_j - rot of the source, a cyclic shift by rot / bin width (linear interpolation)."""
+    b, c, h, w = f.shape
+    mix = torch.zeros(b, n_orient, n_orient)
+    width = period / n_orient
+    for i, rot in enumerate(rotations):
+        shift = rot / width
+        lo = math.floor(shift)
+        frac = shift - lo
+        for j in range(n_orient):  # out bin j <- in bins j - lo and j - lo - 1
+            mix[i, j, (j - lo) % n_orient] += 1 - frac
+            mix[i, j, (j - lo - 1) % n_orient] += frac
+    g = f.reshape(b, c // n_orient, n_orient, h * w)
+    return torch.einsum("bji,bgin->bgjn", mix, g).reshape(b, c, h, w)
