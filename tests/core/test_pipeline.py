@@ -64,7 +64,13 @@ def test_demo_registers_real_sar_onto_optical(data_root, tmp_path):
 def test_other_transforms_and_ungeoreferenced_sar(s1s2_pair, tmp_path, transform):
     plain = write_raster(tmp_path / "plain.tif", gdal.Open(str(s1s2_pair / "sar.tif")).ReadAsArray(), geotransform=None, epsg=None)
     result = register(str(s1s2_pair / "sar.tif"), plain, str(tmp_path / "o"), out_cfg=OutputConfig(transform=transform))
-    assert result.n_gcps >= 50
+    assert result.n_gcps >= 50 and result.verdict == "registered"
+    # The same pixels with and without georeference: every GCP must put a pixel where the true
+    # georeference does (pixel/line of the plain file -> map), not merely exist.
+    gt = raster_info(str(s1s2_pair / "sar.tif")).geotransform
+    g = gcps_from_points_file(result.outputs["points"])
+    err = np.hypot(gt[0] + g.pixel * gt[1] + g.line * gt[2] - g.map_x, gt[3] + g.pixel * gt[4] + g.line * gt[5] - g.map_y) / abs(gt[1])
+    assert np.median(err) < 0.5 and np.percentile(err, 95) < 1.5
     ds = ogr.Open(result.outputs["tiepoints"])  # keep the DataSource alive while its layers are used
     assert [ds.GetLayer(i).GetName() for i in range(ds.GetLayerCount())] == ["tie_points"]  # no SAR georef: no vectors
 
@@ -176,3 +182,21 @@ def test_uncertain_results_are_refused_unless_accepted(s1s2_pair, tmp_path):
     report = json.load(open(result.outputs["report"]))
     assert report["verdict"] == "uncertain" and report["accepted_uncertain"] and report["verdict_reason"]
     assert os.path.isfile(result.outputs["warped"])
+
+
+def test_crs_mismatch_gcps_land_where_the_sar_georeference_puts_them(make_raster, tmp_path):
+    """UTM optical, the same ground as an EPSG:4326 SAR: GCP map positions (UTM) must agree with the SAR
+    pixel -> its own georeference -> reprojected to UTM, to a pixel."""
+    from promptmid.io.rasters import pixel_to_map, transform_points
+
+    img = (textured(256, 256, seed=3) * 200 + 20).astype(np.uint8)
+    opt_path = make_raster(img)  # UTM 33N, 10 m
+    sar_path = str(tmp_path / "sar_wgs84.tif")
+    gdal.Warp(sar_path, opt_path, dstSRS="EPSG:4326", resampleAlg="bilinear")
+    result = register(opt_path, sar_path, str(tmp_path / "o"), EngineConfig(engine="area"))
+    sar = raster_info(sar_path)
+    g = gcps_from_points_file(result.outputs["points"])
+    lon, lat = pixel_to_map(sar, g.pixel, g.line)
+    x, y = transform_points(lon, lat, sar.crs_wkt, raster_info(opt_path).crs_wkt)
+    err = np.hypot(x - g.map_x, y - g.map_y) / 10.0  # optical pixels
+    assert len(err) >= 30 and np.median(err) < 0.5 and err.max() < 2.0
