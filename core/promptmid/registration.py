@@ -94,7 +94,7 @@ def match_prepared(
     found = global_search(d_opt, d_sar, sar.shape, cfg.search, progress.sub(0.0, 0.4))
     t["search"] = time.perf_counter() - t0
     if found.best is None:
-        verdict = judge(gather_evidence(np.zeros((0, 2)), np.zeros((0, 2)), None, sar.valid, None, 0.0, 0.0), cfg.verdict)
+        verdict = judge(gather_evidence(TiePoints.empty(), None, TiePoints.empty(), None, sar.valid, None, 0.0, 0.0), cfg.verdict)
         verdict.reason = "no pose of the SAR image overlaps the optical image enough to compare them"
         return _as_pair_match(TiePoints.empty(), None, t, found, verdict)
     h = found.best.matrix(sar.shape)
@@ -105,6 +105,7 @@ def match_prepared(
     # Pass 1: templates around the global estimate (its error is a few px); a first robust fit.
     ties = template_tie_points(d_opt, d_sar, h, kp_sar, cfg.guided)
     first = fit_transform(ties.sar, ties.optical, cfg.fit) if len(ties) else None
+    consensus = (ties, first)  # the evidence of agreement: pass 2 agrees with pass 1 by construction
     if first is not None and first.n_inliers >= cfg.fit.min_inliers:
         # Pass 2: around the first fit, with a tight radius: templates again, and descriptor matches, which
         # only count where they agree with the structure the templates found.
@@ -119,7 +120,7 @@ def match_prepared(
     progress.report(0.8, f"{len(ties)} guided tie points")
     t0 = time.perf_counter()
     fit = fit_transform(ties.sar, ties.optical, cfg.fit) if len(ties) else None
-    evidence = gather_evidence(ties.sar, ties.optical, fit, sar.valid, h, found.peak_ratio, found.best.score)
+    evidence = gather_evidence(consensus[0], consensus[1], ties, fit, sar.valid, h, found.peak_ratio, found.best.score)
     verdict = judge(evidence, cfg.verdict)
     t["fit_verdict"] = time.perf_counter() - t0
     progress.report(1.0, f"{len(ties)} tie points, {fit.n_inliers if fit else 0} inliers: {verdict.verdict}")
@@ -149,7 +150,8 @@ def _sparse_match(optical: PreparedImage, sar: PreparedImage, describer: Describ
     t["match_fit"] = time.perf_counter() - t0
     p_sar = kp_s[pairs[:, 1]] if len(pairs) else np.zeros((0, 2))
     p_opt = kp_o[pairs[:, 0]] if len(pairs) else np.zeros((0, 2))
-    verdict = judge(gather_evidence(p_sar, p_opt, fit, sar.valid, None, float("nan"), float("nan")), cfg.verdict)
+    ties = TiePoints(p_sar, p_opt, sim)
+    verdict = judge(gather_evidence(ties, fit, ties, fit, sar.valid, None, float("nan"), float("nan")), cfg.verdict)
     progress.report(1.0, f"{len(pairs)} matches, {fit.n_inliers if fit else 0} inliers: {verdict.verdict}")
     return PairMatch(kp_o, kp_s, pairs, sim, fit, t, None, verdict)
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import cv2
 import numpy as np
 
 from .geometry.fit import FitResult, apply_h, expected_error
+
+if TYPE_CHECKING:
+    from .guided import TiePoints
 
 VERDICTS = ("registered", "uncertain", "failed")
 
@@ -72,21 +75,27 @@ def corners_and_centre(shape: tuple[int, int], valid: Optional[np.ndarray] = Non
     return np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1], [(x0 + x1) / 2, (y0 + y1) / 2]], float)
 
 
-def gather_evidence(sar_pts: np.ndarray, opt_pts: np.ndarray, fit: Optional[FitResult], sar_valid: np.ndarray,
-                    prior: Optional[np.ndarray], peak_ratio: float, search_score: float) -> Evidence:
-    """Evidence for the verdict. Points: (N, 2) tie points (SAR, optical work px); ``fit`` maps SAR ->
-    optical; ``prior`` is the global hypothesis's 3x3 matrix (None when there was no search)."""
-    ev = Evidence(n_tie_points=len(sar_pts), peak_ratio=float(peak_ratio), search_score=float(search_score))
-    if fit is None or len(sar_pts) == 0:
+def gather_evidence(consensus: "TiePoints", consensus_fit: Optional[FitResult], final: "TiePoints",
+                    fit: Optional[FitResult], sar_valid: np.ndarray, prior: Optional[np.ndarray], peak_ratio: float,
+                    search_score: float) -> Evidence:
+    """Evidence for the verdict (points in work px; fits map SAR -> optical).
+
+    Agreement counts (consistent tie points, their share and spread) come from ``consensus``: tie points
+    searched widely enough that agreeing with one transform means something (guided pass 1). A second,
+    tight pass agrees with the first by construction, so only its fit (``final``, ``fit``) is judged: its
+    expected error and its agreement with the global pose ``prior`` (None: no search)."""
+    ev = Evidence(n_tie_points=len(consensus), peak_ratio=float(peak_ratio), search_score=float(search_score))
+    if consensus_fit is None or fit is None or len(consensus) == 0:
         return ev
-    inl = fit.inliers
+    inl = consensus_fit.inliers
     ev.n_inliers = int(inl.sum())
-    ev.inlier_ratio = ev.n_inliers / max(len(sar_pts), 1)
+    ev.inlier_ratio = ev.n_inliers / max(len(consensus), 1)
     at = corners_and_centre(sar_valid.shape, sar_valid)
     if ev.n_inliers >= 3:
-        hull = cv2.convexHull(np.asarray(sar_pts[inl], np.float32))
+        hull = cv2.convexHull(np.asarray(consensus.sar[inl], np.float32))
         ev.spread = float(cv2.contourArea(hull)) / max(float(sar_valid.sum()), 1.0)
-    ev.expected_error_px = float(np.max(expected_error(sar_pts[inl], opt_pts[inl], fit.matrix, at)))
+    fin = fit.inliers
+    ev.expected_error_px = float(np.max(expected_error(final.sar[fin], final.optical[fin], fit.matrix, at)))
     ev.agreement_px = math.nan  # no global estimate to compare with (sparse peers)
     if prior is not None:
         ev.agreement_px = float(np.max(np.linalg.norm(apply_h(fit.matrix, at) - apply_h(prior, at), axis=1)))

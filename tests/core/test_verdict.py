@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from promptmid.geometry.fit import FitResult, expected_error
+from promptmid.guided import TiePoints
 from promptmid.verdict import Evidence, VerdictConfig, gather_evidence, judge
 
 GOOD = Evidence(n_tie_points=120, n_inliers=100, inlier_ratio=0.83, spread=0.5, agreement_px=0.8,
@@ -61,7 +62,8 @@ def test_gather_evidence_measures_spread_and_agreement():
     dst = src + [2.0, 0.0]
     fit = FitResult(shift, np.ones(len(src), bool), np.zeros(len(src), np.float32))
     valid = np.ones((100, 100), bool)
-    ev = gather_evidence(src, dst, fit, valid, np.eye(3), 1.3, 0.25)
+    ties = TiePoints(src, dst, np.ones(len(src), np.float32))
+    ev = gather_evidence(ties, fit, ties, fit, valid, np.eye(3), 1.3, 0.25)
     assert ev.n_inliers == 81 and ev.inlier_ratio == 1.0
     assert ev.spread == pytest.approx(0.8 * 0.8 / 1.0, abs=0.02)  # hull of 10..90 in a 100 x 100 image
     assert ev.agreement_px == pytest.approx(2.0)  # the fit moves everything 2 px more than the prior
