@@ -5,7 +5,7 @@ DATA ?= ../shared/data/optical-sar
 OUT ?= out
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install demo test bench peers clean train-default package screenshots
+.PHONY: install demo test bench peers clean train-default package screenshots calibrate
 
 install:
 	bash scripts/install.sh
@@ -26,6 +26,11 @@ bench: peers
 
 clean:
 	rm -rf $(OUT) .pytest_cache build dist
+
+# Verdict thresholds from the TRAIN split only (both protocols; ~15 min). The defaults in
+# core/promptmid/verdict.py are copied from bench/results/verdict_calibration.json.
+calibrate:
+	$(PY) scripts/calibrate_verdict.py $(DATA)/train --engine default --out bench/results/verdict_calibration.json
 
 # Trains the shipped CPU model from the train split only (seeded; ~40 min on 2 cores).
 train-default:
