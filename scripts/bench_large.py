@@ -50,7 +50,8 @@ def main() -> int:
         return 1
     report = json.loads(next(run_dir.glob("*_report.json")).read_text())
     before = registration_errors(truth, None)
-    after = registration_errors(truth, report["outputs"]["points"], report["transform"])
+    after = registration_errors(truth, report["outputs"]["points"], report["transform"],
+                                points_source=report.get("points_source", "pixel"))
     res = {
         "size_px": truth["size"], "engine": report["engine"], "transform": report["transform"],
         "misregistration": truth["misregistration"], "tiles_tried": report["tiles_tried"], "tiles_used": report["tiles_used"],

@@ -112,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--tiling", choices=["auto", "on", "off"], default=None,
                      help="large scenes: refine the coarse match with full-resolution tiles (auto: when the scene is "
                           "over twice the matching grid)")
-    reg.add_argument("--points-source", choices=["pixel", "layer"], default="pixel",
-                     help=".points source coordinates: pixel (QGIS <= 3.24) or layer CRS (QGIS >= 3.26)")
+    reg.add_argument("--points-source", choices=["auto", "pixel", "layer"], default="auto",
+                     help=".points source columns: auto = layer coordinates for a SAR with a geotransform, pixels (y down) "
+                          "without one (QGIS >= 3.22.4); pixel for QGIS 3.20-3.22.3")
     reg.add_argument("--sar-band", default=None, metavar="N|mean",
                      help="SAR band to match: a band number, or 'mean' (mean of all bands, e.g. VV+VH) (default: 1)")
     reg.add_argument("--accept-uncertain", action="store_true",

@@ -68,4 +68,6 @@ class OutputConfig:
     resampling: str = "bilinear"  # GDAL resampling for the warped SAR
     output_grid: str = "optical"  # "optical": same pixel size/extent as the optical raster; "native": GDAL's choice
     max_gcps: int = 400  # spread subset of inliers written as GCPs (TPS cost grows with N^2)
-    qgis_points_source: str = "pixel"  # .points source coords: "pixel" (QGIS <= 3.24) or "layer" (georeferenced source, 3.26+)
+    # .points source columns: auto = layer coordinates for a SAR with a geotransform, else pixels with y down
+    # (what the Georeferencer of QGIS >= 3.22.4 reads; checked in 3.22.16 by `make gui-check`) | pixel | layer
+    qgis_points_source: str = "auto"

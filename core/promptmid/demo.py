@@ -17,10 +17,10 @@ from osgeo import gdal
 
 from .config import EngineConfig, OutputConfig
 from .errors import InputError
-from .geometry.gcps import eval_polynomial, fit_polynomial, gcps_from_points_file
+from .geometry.gcps import eval_polynomial, fit_polynomial
 from .io.atomic import atomic_path, ensure_writable_dir
 from .io.rasters import raster_info
-from .pipeline import RegistrationResult, register
+from .pipeline import RegistrationResult, register, written_gcps
 from .progress import Progress
 
 DEFAULT_PAIR = "test/s1s2_163"  # flat terrain: the S1 GRD / S2 pair agrees best there (README, data note)
@@ -75,7 +75,7 @@ def run_demo(data_root: str, out_dir: str, cfg: EngineConfig | None = None, prog
     truth = raster_info(sar).geotransform
     before = grid_error_px(truth, raster_info(bad_sar).geotransform, *_size(sar), from_gcps=False)
     result = register(optical, bad_sar, out_dir, cfg, OutputConfig(), progress)
-    coef = fit_polynomial(gcps_from_points_file(result.outputs["points"]), 1)
+    coef = fit_polynomial(written_gcps(result, bad_sar), 1)
     after = grid_error_px(truth, coef, *_size(sar), from_gcps=True)
     return DemoResult(result, bad_sar, before, after)
 

@@ -24,7 +24,9 @@ from .descriptors.base import Describer
 from .descriptors.registry import get_describer
 from .errors import InputError, RegistrationError
 from .geometry.fit import expected_error
-from .geometry.gcps import GCPSet, polynomial_residuals, spread_subset, write_points_file, write_tiepoints_gpkg
+from .geometry.gcps import (GCPSet, gcps_from_points_file, polynomial_residuals, spread_subset, write_points_file,
+                            write_tiepoints_gpkg)
+from .geometry.quality import fallback_transform, transform_warnings
 from .geometry.warp import warp_with_gcps
 from .io.atomic import atomic_path, ensure_writable_dir
 from .io.rasters import (Grid, RasterInfo, Scale, map_to_pixel, pixel_to_map, raster_info, read_on_grid, read_pixels,
@@ -57,15 +59,18 @@ class RegistrationResult:
     confidence: float = 0.0
     verdict_reason: str = ""  # why not registered, one line
     expected_error_px: float = math.inf  # expected error of the fitted transform, optical pixels (1 sigma, worst of corners/centre)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. a transform replaced by affine, extrapolated areas
     sar_band: str = "1"
+    points_source: str = "pixel"  # convention of the .points source columns: "layer" or "pixel"
+    rmse_kind: str = "fit"  # "fit" residuals, or "leave-one-out" (TPS passes through its GCPs)
 
     def summary(self) -> str:
         tiles = f", {self.tiles_used}/{self.tiles_tried} tiles" if self.tiles_tried else ""
         head = "registered" if self.verdict == "registered" else f"UNCERTAIN ({self.verdict_reason})"
+        notes = "".join(f" WARNING: {w}" for w in self.warnings)
         return (f"{head}: {self.n_inliers} inliers of {self.n_matches} tie points{tiles}, {self.n_gcps} GCPs, "
                 f"expected error {self.expected_error_px:.2f} px, GCP RMSE {self.rmse_px:.2f} px "
-                f"({self.rmse_map:.2f} map units), {self.transform}, {self.seconds:.1f} s")
+                f"({self.rmse_map:.2f} map units), {self.transform}, {self.seconds:.1f} s.{notes}")
 
 
 def output_paths(sar_path: str, out_dir: str) -> dict[str, str]:
@@ -184,14 +189,19 @@ def register(
             progress.report(0.8, f"only {len(tiles.gcps)} tile GCPs: keeping the coarse solution")
     gcps = spread_subset(gcps, out_cfg.max_gcps)
     overlap_at = corners_and_centre(sar_valid.shape, sar_valid)  # work px: where the expected error is judged
-    dx, dy, res_map = polynomial_residuals(gcps, out_cfg.transform)
+    # poly2 / TPS only where the tie points support them; warnings say where the warp extrapolates.
+    transform, why = fallback_transform(gcps, out_cfg.transform)
+    warnings = [why] if why else []
+    dx, dy, res_map = polynomial_residuals(gcps, transform)  # TPS: leave-one-out residuals (it passes through its GCPs)
+    g = grid.geotransform
+    warnings += transform_warnings(gcps, transform, (g[0], g[3] + grid.height * g[5], g[0] + grid.width * g[1], g[3]))
     res_px = np.hypot(dx, dy)
 
     ensure_writable_dir(out_dir)
     written: list[str] = []
     try:
         progress.report(0.82, "writing GCPs")
-        write_points_file(paths["points"], gcps, dx, dy, out_cfg.qgis_points_source, sar.geotransform)
+        points_source = write_points_file(paths["points"], gcps, dx, dy, out_cfg.qgis_points_source, sar.geotransform)
         written.append(paths["points"])
         sar_mx = sar_my = None
         if sar.georeferenced:
@@ -199,12 +209,12 @@ def register(
             sar_mx, sar_my = transform_points(sx, sy, sar.crs_wkt, optical.crs_wkt)
         write_tiepoints_gpkg(paths["tiepoints"], gcps, res_px, res_map, sar_mx, sar_my)
         written.append(paths["tiepoints"])
-        progress.report(0.88, f"warping SAR ({out_cfg.transform})")
+        progress.report(0.88, f"warping SAR ({transform})")
         target = _optical_grid(optical) if out_cfg.output_grid == "optical" else None
-        warp_with_gcps(sar.path, paths["warped"], gcps, out_cfg.transform, out_cfg.resampling, target)
+        warp_with_gcps(sar.path, paths["warped"], gcps, transform, out_cfg.resampling, target)
         written.append(paths["warped"])
         result = RegistrationResult(
-            engine=describer.name, transform=out_cfg.transform,
+            engine=describer.name, transform=transform,
             n_keypoints_optical=len(pm.kp_optical), n_keypoints_sar=len(pm.kp_sar),
             n_matches=n_matches, n_inliers=n_inliers, n_gcps=len(gcps),
             rmse_px=float(np.sqrt(np.mean(res_px ** 2))), rmse_map=float(np.sqrt(np.mean(res_map ** 2))),
@@ -212,7 +222,8 @@ def register(
             tiles_tried=tiles.tiles_tried if tiles else 0, tiles_used=tiles.tiles_used if tiles else 0,
             verdict=verdict.verdict, confidence=verdict.confidence, verdict_reason=verdict.reason,
             expected_error_px=_expected_error(gcps, optical, _sar_source_pixels(sar, grid, overlap_at, sar_factor)),
-            sar_band=cfg.sar_band,
+            sar_band=cfg.sar_band, warnings=warnings, points_source=points_source,
+            rmse_kind="leave-one-out" if transform == "tps" else "fit",
         )
         with atomic_path(paths["report"]) as tmp:
             with open(tmp, "w", encoding="utf-8") as fh:
@@ -232,6 +243,12 @@ def register(
         raise
     progress.report(1.0, result.summary())
     return result
+
+
+def written_gcps(result: RegistrationResult, sar_path: str) -> GCPSet:
+    """The GCPs of a run read back from its .points file, whichever source convention it was written in."""
+    gt = raster_info(sar_path).geotransform if result.points_source == "layer" else None
+    return gcps_from_points_file(result.outputs["points"], gt)
 
 
 def _optical_grid(optical: RasterInfo) -> Grid:

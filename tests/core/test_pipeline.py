@@ -9,9 +9,9 @@ from osgeo import gdal, ogr
 from promptmid.config import EngineConfig, OutputConfig
 from promptmid.demo import grid_error_px, misregister, run_demo
 from promptmid.errors import InputError, RegistrationError
-from promptmid.geometry.gcps import fit_polynomial, gcps_from_points_file
+from promptmid.geometry.gcps import fit_polynomial
 from promptmid.io.rasters import raster_info
-from promptmid.pipeline import register
+from promptmid.pipeline import register, written_gcps
 from promptmid.progress import Progress
 
 
@@ -28,7 +28,7 @@ def test_known_misregistration_of_a_real_image_is_recovered_below_one_pixel(s1s2
     before = {p: _sha(p) for p in (sar, bad)}
     result = register(sar, bad, str(tmp_path / "out"))
     assert {p: _sha(p) for p in (sar, bad)} == before  # inputs untouched
-    coef = fit_polynomial(gcps_from_points_file(result.outputs["points"]), 1)
+    coef = fit_polynomial(written_gcps(result, bad), 1)
     truth = raster_info(sar).geotransform
     assert grid_error_px(truth, raster_info(bad).geotransform, 1024, 1024, from_gcps=False) > 15
     assert grid_error_px(truth, coef, 1024, 1024, from_gcps=True) < 1.0
@@ -65,10 +65,13 @@ def test_other_transforms_and_ungeoreferenced_sar(s1s2_pair, tmp_path, transform
     plain = write_raster(tmp_path / "plain.tif", gdal.Open(str(s1s2_pair / "sar.tif")).ReadAsArray(), geotransform=None, epsg=None)
     result = register(str(s1s2_pair / "sar.tif"), plain, str(tmp_path / "o"), out_cfg=OutputConfig(transform=transform))
     assert result.n_gcps >= 50 and result.verdict == "registered"
+    if transform == "tps":  # a TPS passes through its GCPs: its residuals are leave-one-out, never all zero
+        assert result.rmse_px > 0.01
+        assert result.rmse_kind == "leave-one-out" or (result.transform == "affine" and "replaced by affine" in result.warnings[0])
     # The same pixels with and without georeference: every GCP must put a pixel where the true
     # georeference does (pixel/line of the plain file -> map), not merely exist.
     gt = raster_info(str(s1s2_pair / "sar.tif")).geotransform
-    g = gcps_from_points_file(result.outputs["points"])
+    g = written_gcps(result, plain)
     err = np.hypot(gt[0] + g.pixel * gt[1] + g.line * gt[2] - g.map_x, gt[3] + g.pixel * gt[4] + g.line * gt[5] - g.map_y) / abs(gt[1])
     assert np.median(err) < 0.5 and np.percentile(err, 95) < 1.5
     ds = ogr.Open(result.outputs["tiepoints"])  # keep the DataSource alive while its layers are used
@@ -158,7 +161,7 @@ def test_sar_georeferenced_only_by_gcps_is_placed_through_them(s1s2_pair, tmp_pa
     truth = raster_info(sar).geotransform
     assert grid_error_px(truth, bad_gt, 1024, 1024, from_gcps=False) > 15
     result = register(str(s1s2_pair / "optical.tif"), gcp_only, str(tmp_path / "out"))
-    coef = fit_polynomial(gcps_from_points_file(result.outputs["points"]), 1)
+    coef = fit_polynomial(written_gcps(result, gcp_only), 1)
     # against the data set's own S1/S2 alignment (a few px, see README), as the demo
     assert grid_error_px(truth, coef, 1024, 1024, from_gcps=True) < 5.0
     ds = ogr.Open(result.outputs["tiepoints"])
@@ -195,7 +198,7 @@ def test_crs_mismatch_gcps_land_where_the_sar_georeference_puts_them(make_raster
     gdal.Warp(sar_path, opt_path, dstSRS="EPSG:4326", resampleAlg="bilinear")
     result = register(opt_path, sar_path, str(tmp_path / "o"), EngineConfig(engine="area"))
     sar = raster_info(sar_path)
-    g = gcps_from_points_file(result.outputs["points"])
+    g = written_gcps(result, sar_path)
     lon, lat = pixel_to_map(sar, g.pixel, g.line)
     x, y = transform_points(lon, lat, sar.crs_wkt, raster_info(opt_path).crs_wkt)
     err = np.hypot(x - g.map_x, y - g.map_y) / 10.0  # optical pixels

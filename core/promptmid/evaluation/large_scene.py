@@ -102,16 +102,18 @@ def build_mosaic(pairs_dir: str, out_dir: str, n: int = 8, tile: int = 1024, mis
     return truth
 
 
-def _gcp_transformer(points_path: str, size: int, transform: str) -> tuple[gdal.Transformer, gdal.Dataset]:
-    """GDAL's own GCP transformer for the output .points (what warping with them does); keep the dataset alive."""
-    gcps = gcps_from_points_file(points_path)
+def _gcp_transformer(points_path: str, size: int, transform: str, source_geotransform: tuple | None) -> tuple[gdal.Transformer, gdal.Dataset]:
+    """GDAL's own GCP transformer for the output .points (what warping with them does); keep the dataset alive.
+    ``source_geotransform``: the SAR's, when the file holds layer coordinates (the "layer" convention)."""
+    gcps = gcps_from_points_file(points_path, source_geotransform)
     ds = gdal.GetDriverByName("MEM").Create("", size, size, 1)
     ds.SetGCPs(gcps.to_gdal(), gcps.crs_wkt)
     method = ["METHOD=GCP_TPS"] if transform == "tps" else ["METHOD=GCP_POLYNOMIAL", f"MAX_GCP_ORDER={2 if transform == 'poly2' else 1}"]
     return gdal.Transformer(ds, None, method), ds
 
 
-def registration_errors(truth: dict, points_path: str | None, transform: str = "affine", grid: int = 25) -> np.ndarray:
+def registration_errors(truth: dict, points_path: str | None, transform: str = "affine", grid: int = 25,
+                        points_source: str = "pixel") -> np.ndarray:
     """Distances (optical px) between the GCP model's and the true map position of check pixels spread
     over the scene (10 % margin). ``points_path`` None scores the claimed georeference (the error before)."""
     size, gt_true = truth["size"], truth["true_geotransform"]
@@ -121,7 +123,8 @@ def registration_errors(truth: dict, points_path: str | None, transform: str = "
     if points_path is None:
         est_x, est_y = Grid(tuple(truth["claimed_geotransform"]), size, size, "").pixel_to_map(p, l)
     else:
-        tr, _keep = _gcp_transformer(points_path, size, transform)
+        gt = tuple(truth["claimed_geotransform"]) if points_source == "layer" else None
+        tr, _keep = _gcp_transformer(points_path, size, transform, gt)
         pts, ok = tr.TransformPoints(0, np.column_stack([p, l]).tolist())
         est = np.asarray(pts, float)
         est[~np.asarray(ok, bool)] = np.nan
