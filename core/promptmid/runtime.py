@@ -39,23 +39,19 @@ def default_log_path() -> str:
     return os.path.join(state, "promptmid", "promptmid.log")
 
 
-def _gdal_to_log(err_class: int, err_no: int, msg: str) -> None:
-    from osgeo import gdal
-
-    level = {gdal.CE_Debug: logging.DEBUG, gdal.CE_Warning: logging.WARNING}.get(err_class, logging.ERROR)
-    LOG.getChild("gdal").log(level, "GDAL %d: %s", err_no, str(msg).strip())
-
-
 def route_library_messages(log_path: Optional[str] = None) -> str:
-    """Send GDAL messages and Python warnings to a log file (``log_path`` or :func:`default_log_path`);
-    errors still raise as exceptions (GDAL records the last error before calling any handler)."""
+    """Send GDAL messages and Python warnings to a log file (``log_path`` or :func:`default_log_path`).
+
+    GDAL: its default handler writes to CPL_LOG instead of stderr (a Python error handler would disable the
+    bindings' exceptions, and failures must still raise); GDAL appends to that file itself."""
     from osgeo import gdal
 
     path = log_path or default_log_path()
-    if not any(isinstance(h, logging.FileHandler) for h in LOG.handlers):
+    handler: logging.Handler = next((h for h in LOG.handlers if isinstance(h, logging.FileHandler)), logging.NullHandler())
+    if not isinstance(handler, logging.FileHandler):
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+            handler = logging.FileHandler(path, encoding="utf-8")
         except OSError:  # no writable home: keep the terminal clean all the same
             handler = logging.NullHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
@@ -66,7 +62,9 @@ def route_library_messages(log_path: Optional[str] = None) -> str:
             lg.propagate = False
     logging.captureWarnings(True)
     warnings.simplefilter("default")
-    gdal.PushErrorHandler(_gdal_to_log)
+    if isinstance(handler, logging.FileHandler):
+        gdal.SetConfigOption("CPL_LOG", path)
+        gdal.SetConfigOption("CPL_LOG_ERRORS", "ON")
     return path
 
 

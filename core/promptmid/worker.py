@@ -158,7 +158,12 @@ def run_job(job: dict) -> int:
 
 
 def main() -> int:
-    return run_job(json.loads(sys.stdin.read()))
+    job = json.loads(sys.stdin.read())
+    from .runtime import configure_process
+
+    # Half the cores by default: QGIS keeps one for its interface; library warnings go to the log file.
+    configure_process(int(job.get("threads", 0) or 0))
+    return run_job(job)
 
 
 if __name__ == "__main__":

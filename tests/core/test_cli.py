@@ -1,3 +1,4 @@
+import os
 import json
 import subprocess
 import sys
@@ -100,3 +101,22 @@ def test_full_disk_exits_4_and_leaves_no_partial_outputs(s1s2_pair, tmp_path, li
     assert len(lines) == 1 and lines[0].startswith("promptmid: error:") and "Traceback" not in r.stderr
     assert list(out.iterdir()) == []
     assert digest == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in digest}
+
+
+def test_library_warnings_stay_off_the_terminal(s1s2_pair, tmp_path):
+    """A truncated GeoTIFF makes GDAL print 'Warning 1: ... TIFFFetchNormalTag' lines; the user sees our one
+    line only, the warnings go to the log file."""
+    import subprocess
+    import sys
+
+    data = (s1s2_pair / "sar.tif").read_bytes()
+    bad = tmp_path / "truncated.tif"
+    bad.write_bytes(data[:300])  # cut inside the GeoTIFF tags: GDAL warns about each, then fails to read
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    proc = subprocess.run([sys.executable, "-m", "promptmid.cli", "register", str(s1s2_pair / "optical.tif"), str(bad), "-o",
+                           str(tmp_path / "o"), "-q"], capture_output=True, text=True, env=env, timeout=300)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode in (2, 3) and len(lines) == 1 and lines[0].startswith("promptmid: error:"), proc.stderr
+    assert "Warning" not in proc.stderr
+    log = (tmp_path / "state" / "promptmid" / "promptmid.log").read_text()
+    assert "TIFFFetchNormalTag" in log

@@ -269,7 +269,16 @@ def warp_onto_grid(
         )
     except RuntimeError as exc:
         raise InputError(f"{name}: cannot be resampled onto the work grid ({str(exc).strip()}).") from None
-    arr = out.ReadAsArray().astype(np.float32, copy=False)
+    if out is None:  # a damaged file can fail with GDAL warnings only, and Warp returns nothing
+        why = gdal.GetLastErrorMsg().strip() or "unreadable pixels"
+        raise InputError(f"{name}: not a readable raster ({why}).")
+    try:
+        arr = out.ReadAsArray()
+    except RuntimeError as exc:
+        raise InputError(f"{name}: pixels cannot be read ({str(exc).strip()}).") from None
+    if arr is None:
+        raise InputError(f"{name}: pixels cannot be read ({gdal.GetLastErrorMsg().strip() or 'damaged file'}).")
+    arr = arr.astype(np.float32, copy=False)
     if arr.ndim == 2:
         arr = arr[None]
     data, alpha = arr[:-1], arr[-1]
