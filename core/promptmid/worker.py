@@ -70,6 +70,9 @@ def _train_descriptor(job: dict, progress: Progress) -> dict:
     from .training.data import AugmentConfig
     from .training.stage2 import Stage2Config, train_stage2
 
+    from .training.stage2 import seed_everything
+
+    seed_everything(int(job.get("seed", 0)))  # before the network is built, as the CLI does
     net = stage2_network(job.get("profile", "lite"), job.get("model_dir"), _device(job))
     cfg = Stage2Config(pairs_dir=job["pairs_dir"], out_path=job["out"], steps=int(job.get("steps", 3500)),
                        lr=float(job.get("lr", 3e-3)), seed=int(job.get("seed", 0)), device=_device(job),

@@ -33,6 +33,9 @@ def run_train(args: argparse.Namespace, progress: Progress) -> int:
         from .stage1 import run_stage1_cli
 
         return run_stage1_cli(args, progress)
+    from .stage2 import seed_everything
+
+    seed_everything(args.seed)  # before the network is built: its initial weights are part of the recipe
     net = stage2_network(args.profile, args.model_dir, args.device)
     cfg = Stage2Config(pairs_dir=args.pairs_dir, out_path=args.out, steps=args.steps, batch=args.batch, lr=args.lr,
                        seed=args.seed, device=args.device, augment=AugmentConfig(crop=args.crop))

@@ -53,9 +53,18 @@ class Sample:
     land_use: Optional[str]
 
 
+def split_group(pair_id: str) -> str:
+    """Pairs that must stay on one side of the validation split. 3MOS tiles were cut with overlap from one
+    mosaic per sensor and scene (``3mos_GF3_rural_01`` and ``_04`` share content, see the data README), so
+    a sensor/scene is one group; any other pair is its own."""
+    parts = pair_id.split("_")
+    return "_".join(parts[:3]) if parts[0] == "3mos" and len(parts) >= 4 else pair_id
+
+
 def is_validation(pair_id: str, fraction: float) -> bool:
-    """Deterministic hold-out by id hash, so validation pairs never change with the folder's order."""
-    h = int(hashlib.sha1(pair_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    """Deterministic hold-out by the hash of the pair's group, so validation pairs never change with the
+    folder's order and overlapping tiles never straddle the split."""
+    h = int(hashlib.sha1(split_group(pair_id).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
     return h < fraction
 
 

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional
@@ -18,6 +19,7 @@ import torch
 from ..config import EngineConfig
 from ..descriptors.learned import LearnedDescriber, branch_input, branch_prior, sample_descriptors
 from ..evaluation.protocol import ProtocolConfig, evaluate_pair
+from ..io.atomic import atomic_path
 from ..models.checkpoint import save_checkpoint
 from ..models.network import PromptMIDNet, uses_prior
 from ..models.prompts import land_use_index
@@ -44,7 +46,7 @@ class Stage2Config:
     val_limit: int = 16
     checkpoint_every: int = 500
     seed: int = 0
-    threads: int = 0  # torch CPU threads (0 = torch default)
+    threads: int = 1  # torch CPU threads: fixed, so runs reproduce (float reductions depend on the split)
     device: str = "cpu"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -58,9 +60,12 @@ class TrainState:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed every generator and ask torch for deterministic kernels; call it *before* building the network
+    (its initial weights come from the same generator)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def sample_loss(net: PromptMIDNet, s: Sample, temperature: float, device: torch.device, neg_radius_px: float = 8.0) -> torch.Tensor:
@@ -77,8 +82,20 @@ def sample_loss(net: PromptMIDNet, s: Sample, temperature: float, device: torch.
     return info_nce(a, b, temperature, torch.cdist(pts, pts) < neg_radius_px)
 
 
+def checkpoint_dir(out_path: str) -> str:
+    """Where an unfinished run keeps its checkpoints: beside, never in place of, the model it will write
+    (an interrupted run must not replace a shipped model)."""
+    return os.path.splitext(out_path)[0] + ".training"
+
+
 def _state_path(out_path: str) -> str:
-    return os.path.splitext(out_path)[0] + ".train-state.pt"
+    return os.path.join(checkpoint_dir(out_path), "state.pt")
+
+
+def _run_key(cfg: "Stage2Config") -> dict:
+    """What must match for a saved state to be resumed (anything else is a different run)."""
+    d = asdict(cfg)
+    return {k: d[k] for k in ("pairs_dir", "steps", "batch", "lr", "seed", "temperature", "augment") if k in d}
 
 
 def validate(net: PromptMIDNet, pairs_dir: str, ids: list[str], engine_cfg: EngineConfig, device: str) -> dict:
@@ -115,7 +132,7 @@ def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[Engi
     engine_cfg = engine_cfg or EngineConfig()
     progress = progress or Progress()
     log = log or (lambda _m: None)
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed)  # again: the data order and augmentation draw from it too
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device)
@@ -129,8 +146,11 @@ def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[Engi
         opt, lambda s: cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
     state = TrainState()
     state_path = _state_path(cfg.out_path)
-    if resume and os.path.isfile(state_path):
-        saved = torch.load(state_path, map_location=device, weights_only=False)
+    saved = torch.load(state_path, map_location=device, weights_only=False) if resume and os.path.isfile(state_path) else None
+    if saved is not None and saved.get("run") != json.loads(json.dumps(_run_key(cfg))):
+        log(f"ignoring {state_path}: it belongs to a run with other settings")
+        saved = None
+    if saved is not None:
         net.load_trainable(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
@@ -148,10 +168,15 @@ def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[Engi
         meta = {"stage": 2, "step": state.step, "train": asdict(cfg), "seconds": state.seconds,
                 "final_loss": float(np.mean(state.losses[-50:])) if state.losses else None,
                 "validation": state.validation, "train_pairs": len(pairs), "validation_pairs": val_ids}
-        save_checkpoint(cfg.out_path, net, meta)
-        if not final:
+        if final:  # the only write of the output model
+            save_checkpoint(cfg.out_path, net, meta)
+            return
+        os.makedirs(checkpoint_dir(cfg.out_path), exist_ok=True)
+        save_checkpoint(os.path.join(checkpoint_dir(cfg.out_path), "model.safetensors"), net, meta)
+        with atomic_path(state_path) as tmp:
             torch.save({"model": net.trainable_state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                        "state": asdict(state), "rng": rng.bit_generator.state}, state_path)
+                        "state": asdict(state), "rng": rng.bit_generator.state,
+                        "run": json.loads(json.dumps(_run_key(cfg)))}, tmp)
 
     while state.step < cfg.steps:
         opt.zero_grad(set_to_none=True)
@@ -184,7 +209,6 @@ def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[Engi
         state.validation = validate(net, cfg.pairs_dir, val, engine_cfg, cfg.device)
     log(f"validation: {json.dumps(state.validation)}")
     checkpoint(final=True)
-    if os.path.isfile(state_path):
-        os.remove(state_path)  # finished: nothing left to resume
+    shutil.rmtree(checkpoint_dir(cfg.out_path), ignore_errors=True)  # finished: nothing left to resume
     progress.report(1.0, "done")
     return state

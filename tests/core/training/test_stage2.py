@@ -1,3 +1,6 @@
+import os
+
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -7,9 +10,9 @@ from promptmid.errors import CancelledError
 from promptmid.models.checkpoint import load_checkpoint
 from promptmid.models.network import ModelConfig, PromptMIDNet
 from promptmid.progress import Progress
-from promptmid.training.data import AugmentConfig, is_validation, load_pairs, make_sample
+from promptmid.training.data import AugmentConfig, is_validation, load_pairs, make_sample, split_group
 from promptmid.training.losses import info_nce
-from promptmid.training.stage2 import Stage2Config, sample_loss, train_stage2
+from promptmid.training.stage2 import Stage2Config, checkpoint_dir, sample_loss, seed_everything, train_stage2
 
 PAIRS = ["3mos_SEN_rural_00", "3mos_SEN_plain_01", "s1s2_003"]
 
@@ -34,8 +37,51 @@ def test_samples_map_points_through_the_augmentation(pairs):
     # Same structure at corresponding points: phase congruency agrees far better than at shuffled points.
     ms = s.sar.pc.max_moment[s.sar_points[:, 1].astype(int), s.sar_points[:, 0].astype(int)]
     mo = s.optical.pc.max_moment[s.optical_points[:, 1].round().astype(int), s.optical_points[:, 0].round().astype(int)]
-    assert s.land_use == "farmland" or s.land_use is not None
-    assert np.isfinite(ms).all() and np.isfinite(mo).all()
+    assert s.land_use is not None and np.isfinite(ms).all() and np.isfinite(mo).all()
+    # The geometry itself: the sample's optical crop is the pair's optical image warped so that each SAR
+    # point lands on its optical point. Sampling the optical *crop* at the optical points must give the
+    # values of the original optical image at the SAR points' positions (same grid as the SAR).
+    opt_full = pairs[0].optical.gray
+    crop_vals = cv2.remap(s.optical.gray, s.optical_points[:, 0].reshape(1, -1), s.optical_points[:, 1].reshape(1, -1),
+                          cv2.INTER_LINEAR)[0]
+    x0y0 = _crop_origin(s, pairs[0])
+    src = s.sar_points + x0y0
+    full_vals = cv2.remap(opt_full, src[:, 0].astype(np.float32).reshape(1, -1), src[:, 1].astype(np.float32).reshape(1, -1),
+                          cv2.INTER_LINEAR)[0]
+    assert np.median(np.abs(crop_vals - full_vals)) < 0.03
+    shuffled = np.roll(full_vals, 7)
+    assert np.median(np.abs(crop_vals - shuffled)) > 3 * np.median(np.abs(crop_vals - full_vals))
+
+
+def _crop_origin(s, pair) -> np.ndarray:
+    """Where the sample's SAR crop sits in the pair's SAR image (found by exact template search)."""
+    res = cv2.matchTemplate(pair.sar.gray.astype(np.float32), s.sar.gray.astype(np.float32), cv2.TM_SQDIFF)
+    y, x = np.unravel_index(np.argmin(res), res.shape)
+    return np.array([x, y], np.float32)
+
+
+def test_overlapping_tiles_stay_on_one_side_of_the_split():
+    assert split_group("3mos_GF3_rural_01") == split_group("3mos_GF3_rural_04") == "3mos_GF3_rural"
+    assert split_group("s1s2_003") == "s1s2_003"
+    for a, b in (("3mos_GF3_rural_01", "3mos_GF3_rural_04"), ("3mos_GF3_water_00", "3mos_GF3_water_01"),
+                 ("3mos_SEN_frozen_05", "3mos_SEN_frozen_06")):
+        for f in (0.1, 0.3, 0.5):
+            assert is_validation(a, f) == is_validation(b, f)
+
+
+def test_two_runs_with_one_seed_give_identical_weights(pairs, data_root, tmp_path):
+    aug = AugmentConfig(crop=96, points=48)
+
+    def run(name: str) -> dict:
+        seed_everything(5)  # before construction, as the CLI and the worker do
+        net = PromptMIDNet(ModelConfig(out_stride=4, lite_layers=[8, "M", 16], desc_dim=16))
+        cfg = Stage2Config(pairs_dir=str(data_root / "train"), out_path=str(tmp_path / name), steps=6, batch=1, lr=3e-3,
+                           val_limit=0, seed=5, augment=aug)
+        train_stage2(net, cfg, pairs=pairs)
+        return load_checkpoint(str(tmp_path / name))[1]
+
+    a, b = run("a.safetensors"), run("b.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_validation_split_is_deterministic():
@@ -67,7 +113,8 @@ def test_a_few_steps_lower_the_loss_and_resume_continues(pairs, data_root, tmp_p
 
     with pytest.raises(CancelledError):
         train_stage2(net, cfg, progress=Progress(is_cancelled=cancel_after_checkpoint), pairs=pairs)
-    _, _, meta = load_checkpoint(out)
+    assert not os.path.exists(out)  # an interrupted run never writes (or replaces) the output model
+    _, _, meta = load_checkpoint(os.path.join(checkpoint_dir(out), "model.safetensors"))
     assert meta["step"] == 30
     logs = []
     state = train_stage2(net, cfg, pairs=pairs, log=logs.append)
@@ -75,4 +122,4 @@ def test_a_few_steps_lower_the_loss_and_resume_continues(pairs, data_root, tmp_p
     after = held_out_loss()
     assert after < before - 0.05, (before, after)
     cfg_loaded, tensors, meta = load_checkpoint(out)
-    assert meta["step"] == 60 and cfg_loaded.desc_dim == 32 and not (tmp_path / "lite.train-state.pt").exists()
+    assert meta["step"] == 60 and cfg_loaded.desc_dim == 32 and not os.path.exists(checkpoint_dir(out))
