@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Calibrate the verdict thresholds (``promptmid.verdict.VerdictConfig``) on the TRAIN split only.
+"""Calibrate the verdict thresholds (``promptmid.verdict``: full search and near-georeference) on TRAIN only.
 
 Runs the evaluation harness on the train pairs under both protocols with every verdict check switched
 off (so each pair's evidence and true error are recorded), then tightens one threshold at a time, each
@@ -56,7 +56,7 @@ def collect(pairs_dir: str, engine: str, limit: int | None, seed: int, every: di
     configure_process()
     open_cfg = VerdictConfig(min_inliers_registered=0, min_inlier_ratio=0.0, min_spread=0.0, max_agreement_px=math.inf,
                              max_expected_error_px=math.inf, min_peak_ratio=0.0, min_search_score=-1.0)
-    cfg = replace(EngineConfig(engine=engine), verdict=open_cfg)
+    cfg = replace(EngineConfig(engine=engine), verdict=open_cfg, verdict_georef=open_cfg)
     describer = get_describer(engine)
     rows = []
     for protocol in ("paper", "georef"):
@@ -136,12 +136,16 @@ def main() -> int:
         rows = json.load(open(args.out))["rows"]
     else:
         rows = collect(args.pairs_dir, args.engine, args.limit, args.seed, {"paper": args.every_paper, "georef": args.every_georef})
-    th, counts = choose(rows, asdict(VerdictConfig()))
+    # One set per search mode: a full search (paper protocol) and a search near the georeference (georef)
+    # differ in how many far poses compete, so their evidence reads differently.
+    result = {}
+    for protocol in ("paper", "georef"):
+        th, counts = choose([r for r in rows if r["protocol"] == protocol], asdict(VerdictConfig()))
+        result[protocol] = {"thresholds": {k: (None if not math.isfinite(v) else v) for k, v in th.items()}, "counts": counts}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump({"engine": args.engine, "thresholds": {k: (None if not math.isfinite(v) else v) for k, v in th.items()},
-                   "counts": counts, "rows": rows}, fh, indent=1, default=lambda o: None)
-    print(json.dumps({"thresholds": th, "counts": counts}, indent=1, default=str))
+        json.dump({"engine": args.engine, **result, "rows": rows}, fh, indent=1, default=lambda o: None)
+    print(json.dumps(result, indent=1, default=str))
     return 0
 
 

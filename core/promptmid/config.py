@@ -14,7 +14,7 @@ from .matching import MatchConfig
 from .dense.cfog import CfogConfig
 from .guided import GuidedConfig
 from .search import SearchConfig
-from .verdict import VerdictConfig
+from .verdict import VerdictConfig, georef_verdict
 
 LAND_USE_CLASSES = ("farmland", "city", "village", "water", "forest", "road", "others")
 WARP_TRANSFORMS = ("affine", "poly2", "tps")
@@ -56,7 +56,8 @@ class EngineConfig:
     dense: CfogConfig = field(default_factory=CfogConfig)  # dense maps for the global search and templates
     search: SearchConfig = field(default_factory=SearchConfig)
     guided: GuidedConfig = field(default_factory=GuidedConfig)
-    verdict: VerdictConfig = field(default_factory=VerdictConfig)
+    verdict: VerdictConfig = field(default_factory=VerdictConfig)  # after a full search
+    verdict_georef: VerdictConfig = field(default_factory=georef_verdict)  # after a search near the georeference
     accept_uncertain: bool = False  # write outputs of an uncertain result (the report says so) instead of refusing
     sar_band: str = "1"  # SAR band to match: "1".."N", or "mean" (mean intensity of all bands)
     tiling: TilingConfig = field(default_factory=TilingConfig)

@@ -121,7 +121,7 @@ def match_prepared(
     t0 = time.perf_counter()
     fit = fit_transform(ties.sar, ties.optical, cfg.fit) if len(ties) else None
     evidence = gather_evidence(consensus[0], consensus[1], ties, fit, sar.valid, h, found.peak_ratio, found.best.score)
-    verdict = judge(evidence, cfg.verdict)
+    verdict = judge(evidence, cfg.verdict_georef if cfg.search.near_georef else cfg.verdict)
     t["fit_verdict"] = time.perf_counter() - t0
     progress.report(1.0, f"{len(ties)} tie points, {fit.n_inliers if fit else 0} inliers: {verdict.verdict}")
     return _as_pair_match(ties, fit, t, found, verdict)

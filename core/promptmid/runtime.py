@@ -69,6 +69,16 @@ def route_library_messages(log_path: Optional[str] = None) -> str:
 
 
 def configure_process(threads: int = 0, log_path: Optional[str] = None) -> None:
-    """What the CLI and the worker call once at start."""
+    """What the CLI and the worker call once at start (before torch / transformers / diffusers load)."""
+    # Model-loading progress bars and library chatter are not the user's business on the terminal.
+    for var, value in (("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TRANSFORMERS_VERBOSITY", "error"),
+                       ("DIFFUSERS_VERBOSITY", "error"), ("TQDM_DISABLE", "1")):
+        os.environ.setdefault(var, value)
+    import sys
+
+    for lib in ("transformers", "diffusers"):  # already imported (e.g. by a host process): tell them directly
+        if lib in sys.modules:
+            logging_mod = __import__(f"{lib}.utils.logging", fromlist=["disable_progress_bar"])
+            logging_mod.disable_progress_bar()
     route_library_messages(log_path)
     set_threads(threads)

@@ -42,6 +42,7 @@ class SearchConfig:
     min_overlap: float = 0.4  # overlap / smaller valid area below which a shift is not scored
     distinct_px: float = 6.0  # work px (at least 3 coarse cells): poses whose corners differ more are distinct
     batch: int = 32  # hypotheses correlated at once (bounds memory)
+    near_georef: bool = False  # set by georef_search: the verdict then uses its own thresholds
     # A georeferenced SAR is placed by its georeference first, so only a small residual is searched:
     georef_max_rotation_deg: float = 3.0
     georef_scale_range: tuple[float, float] = (0.95, 1.05)
@@ -50,7 +51,7 @@ class SearchConfig:
 
 def georef_search(cfg: SearchConfig) -> SearchConfig:
     """The search for a pair already placed by georeference: small rotation / scale / shift ranges."""
-    return replace(cfg, max_rotation_deg=cfg.georef_max_rotation_deg, scale_range=cfg.georef_scale_range,
+    return replace(cfg, near_georef=True, max_rotation_deg=cfg.georef_max_rotation_deg, scale_range=cfg.georef_scale_range,
                    max_shift_px=cfg.georef_max_shift_px, rotation_step_deg=min(cfg.rotation_step_deg, 1.0),
                    scale_step=min(cfg.scale_step, 0.02))
 

@@ -173,7 +173,8 @@ def test_uncertain_results_are_refused_unless_accepted(s1s2_pair, tmp_path):
     are written and the report and summary say it is uncertain, and why."""
     from promptmid.verdict import VerdictConfig
 
-    strict = EngineConfig(engine="area", verdict=VerdictConfig(min_peak_ratio=50.0))  # no real pose is that unambiguous
+    # no real pose is that unambiguous (the SAR is georeferenced: the near-georeference thresholds apply)
+    strict = EngineConfig(engine="area", verdict_georef=VerdictConfig(min_peak_ratio=50.0))
     out = tmp_path / "refused"
     with pytest.raises(RegistrationError, match="Uncertain registration, nothing written: another pose matches"):
         register(str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), str(out), strict)

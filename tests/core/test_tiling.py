@@ -90,10 +90,10 @@ def test_tiled_registration_refines_a_large_scene_at_full_resolution(small_mosai
     cfg = EngineConfig(engine="classical", max_side=256, tiling=TilingConfig(mode="on", tile=256, max_tiles=4))
     res = register(t["optical"], t["sar"], str(tmp_path / "out"), cfg)
     assert res.tiles_tried == 4 and res.tiles_used >= 3
-    err = registration_errors(t, res.outputs["points"])
+    err = registration_errors(t, res.outputs["points"], points_source=res.points_source)
     coarse = register(t["optical"], t["sar"], str(tmp_path / "coarse"), replace(cfg, tiling=TilingConfig(mode="off")))
     assert coarse.tiles_tried == 0
-    assert np.median(err) < 1.0 and np.median(err) < np.median(registration_errors(t, coarse.outputs["points"]))
+    assert np.median(err) < 1.0 and np.median(err) < np.median(registration_errors(t, coarse.outputs["points"], points_source=coarse.points_source))
     report = json.load(open(res.outputs["report"]))
     assert report["tiles_used"] == res.tiles_used
     assert digest == {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in digest}

@@ -34,7 +34,12 @@ class RasterInfo:
     geotransform: Optional[GeoTransform]  # None when the file has no geotransform (no georeference, or GCPs/RPCs only)
     crs_wkt: str  # "" when the file has no CRS (for GCPs: the GCPs' CRS; for RPCs: WGS 84)
     nodata: Optional[float]  # nodata of band 1, if set
-    georef_method: str = ""  # "geotransform", "gcps" (e.g. Sentinel-1 GRD as distributed), "rpc", or "" (none)
+    georef_method: str = ""  # "gcps" (e.g. Sentinel-1 GRD as distributed), "rpc"; "" = the geotransform, if any
+
+    @property
+    def placement(self) -> str:
+        """How the raster is placed: "geotransform", "gcps", "rpc" or "" (not at all)."""
+        return self.georef_method or ("geotransform" if self.geotransform is not None else "")
 
     @property
     def matching_bands(self) -> list[int]:
@@ -44,14 +49,14 @@ class RasterInfo:
     @property
     def georeferenced(self) -> bool:
         """Placed on the ground by a geotransform, GCPs or RPCs (and a CRS)."""
-        return bool(self.georef_method) and bool(self.crs_wkt)
+        return bool(self.placement) and bool(self.crs_wkt)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) in the raster's CRS (over the corners; along the edges for GCPs/RPCs)."""
         if not self.georeferenced:
             raise InputError(f"{os.path.basename(self.path)} has no georeference.")
-        t = np.linspace(0.0, 1.0, 2 if self.georef_method == "geotransform" else 21)
+        t = np.linspace(0.0, 1.0, 2 if self.placement == "geotransform" else 21)
         w, h = self.width, self.height
         cols = np.concatenate([t * w, np.full_like(t, w), (1 - t) * w, np.zeros_like(t)])
         rows = np.concatenate([np.zeros_like(t), t * h, np.full_like(t, h), (1 - t) * h])
@@ -97,7 +102,7 @@ def raster_info(path: str) -> RasterInfo:
     ds = open_raster(path)
     gt = ds.GetGeoTransform(can_return_null=True)
     band = ds.GetRasterBand(1)
-    crs, method = ds.GetProjection() or "", "geotransform" if gt is not None else ""
+    crs, method = ds.GetProjection() or "", ""
     if gt is None and ds.GetGCPCount() >= 3 and ds.GetGCPProjection():
         crs, method = ds.GetGCPProjection(), "gcps"
     elif gt is None and ds.GetMetadata("RPC"):
@@ -111,14 +116,14 @@ def raster_info(path: str) -> RasterInfo:
         geotransform=tuple(gt) if gt is not None else None,
         crs_wkt=crs,
         nodata=band.GetNoDataValue(),
-        georef_method=method if crs else "",
+        georef_method=method,
     )
 
 
 def _transformer(info: RasterInfo) -> gdal.Transformer:
     """GDAL's pixel <-> map transformer for the raster's own georeference (geotransform, GCPs or RPCs):
     the same one gdal.Warp uses to place it."""
-    options = {"geotransform": [], "gcps": ["METHOD=GCP_POLYNOMIAL"], "rpc": ["METHOD=RPC"]}[info.georef_method]
+    options = {"geotransform": [], "gcps": ["METHOD=GCP_POLYNOMIAL"], "rpc": ["METHOD=RPC"]}[info.placement]
     return gdal.Transformer(open_raster(info.path), None, options)
 
 
@@ -126,7 +131,7 @@ def pixel_to_map(info: RasterInfo, cols: np.ndarray, rows: np.ndarray) -> tuple[
     """GDAL pixel/line (corner convention) of a georeferenced raster -> map x, y in ``info.crs_wkt``
     (x = easting / longitude). Non-invertible points come back NaN."""
     cols, rows = np.asarray(cols, float).ravel(), np.asarray(rows, float).ravel()
-    if info.georef_method == "geotransform":
+    if info.placement == "geotransform":
         gt = info.geotransform
         return gt[0] + cols * gt[1] + rows * gt[2], gt[3] + cols * gt[4] + rows * gt[5]
     pts, ok = _transformer(info).TransformPoints(0, np.column_stack([cols, rows]).tolist())
@@ -138,7 +143,7 @@ def pixel_to_map(info: RasterInfo, cols: np.ndarray, rows: np.ndarray) -> tuple[
 def map_to_pixel(info: RasterInfo, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`pixel_to_map`."""
     x, y = np.asarray(x, float).ravel(), np.asarray(y, float).ravel()
-    if info.georef_method == "geotransform":
+    if info.placement == "geotransform":
         inv = gdal.InvGeoTransform(info.geotransform)
         return inv[0] + x * inv[1] + y * inv[2], inv[3] + x * inv[4] + y * inv[5]
     pts, ok = _transformer(info).TransformPoints(1, np.column_stack([x, y]).tolist())

@@ -84,7 +84,9 @@ def test_classical_on_real_pairs_is_measured(data_root, tmp_path):
         (sub / pid).symlink_to(data_root / "test" / pid)
     s = evaluate_folder(str(sub), ClassicalDescriber(), EngineConfig())
     assert set(s) == {"3mos", "s1s2", "all"} and s["all"].n_pairs == 3
-    # these three are easy: each one must succeed (a broken stage, or the 1024 px path, makes one fail)
-    assert all(p.success for p in s["all"].pairs), [(p.pair_id, p.reason, p.fit_err_px) for p in s["all"].pairs]
-    assert s["s1s2"].sr == 100.0 and s["all"].n_false_accept == 0
+    # These three are easy: every fit must be right (a broken stage makes one fail), the 1024 px pair must be
+    # claimed, and nothing wrong may be claimed. A cautious verdict on a right fit is allowed.
+    details = [(p.pair_id, p.verdict, p.reason, p.fit_err_px) for p in s["all"].pairs]
+    assert all(p.fit_err_px < 3.0 for p in s["all"].pairs), details
+    assert s["s1s2"].sr == 100.0 and s["all"].n_false_accept == 0, details
     assert all(p.seconds > 0 and p.evidence for p in s["all"].pairs)

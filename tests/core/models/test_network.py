@@ -156,7 +156,8 @@ def test_full_engine_trains_and_registers_from_the_cli(tiny_dir, tmp_path, data_
     # Tiny random foundation models cannot be expected to match real images: the full path must run end to
     # end and either register or say so in one line (exit 3), never crash.
     assert code in (0, 3), err
-    assert code == 0 or "reliable tie points" in err
+    assert code == 0 or "Uncertain registration, nothing written" in err or "Could not register" in err
+    assert "Loading weights" not in err  # library progress bars stay off the terminal
 
 
 def test_stage2_trains_heads_only_with_the_full_model(tiny_dir):
