@@ -36,7 +36,7 @@ from .jsonutil import json_safe
 from .registration import PairMatch, prepare_and_match
 from .search import georef_search
 from .verdict import corners_and_centre
-from .tiling import fine_grid, refine_tiled, wants_tiling
+from .tiling import fine_grid, refine_tiled, tiled_verdict, wants_tiling
 
 
 @dataclass
@@ -175,9 +175,6 @@ def register(
         why = verdict.reason if verdict is not None else f"only {pm.n_inliers} reliable tie points"
         raise RegistrationError(f"Could not register: {why}. Check that the rasters overlap and show the same ground; "
                                 "try another land-use class, a wider search (--max-rotation, --scale-range) or another engine.")
-    if verdict.verdict == "uncertain" and not cfg.accept_uncertain:
-        raise RegistrationError(f"Uncertain registration, nothing written: {verdict.reason}. Inspect the pair, try a wider "
-                                "search or another engine, or rerun with --accept-uncertain to keep the result with a warning.")
     gcps = _gcps_from_matches(pm, optical, sar, grid, sar_factor)
     n_matches, n_inliers, tiles = len(pm.matches), pm.n_inliers, None
     fine = fine_grid(optical, sar, cfg.tiling)
@@ -187,6 +184,10 @@ def register(
             gcps, n_matches, n_inliers = tiles.gcps, tiles.n_matches, len(tiles.gcps)
         else:  # keep the coarse solution: better a coarse registration than none
             progress.report(0.8, f"only {len(tiles.gcps)} tile GCPs: keeping the coarse solution")
+        verdict = tiled_verdict(verdict, tiles, cfg.tiling)
+    if verdict.verdict == "uncertain" and not cfg.accept_uncertain:
+        raise RegistrationError(f"Uncertain registration, nothing written: {verdict.reason}. Inspect the pair, try a wider "
+                                "search or another engine, or rerun with --accept-uncertain to keep the result with a warning.")
     gcps = spread_subset(gcps, out_cfg.max_gcps)
     overlap_at = corners_and_centre(sar_valid.shape, sar_valid)  # work px: where the expected error is judged
     # poly2 / TPS only where the tie points support them; warnings say where the warp extrapolates.

@@ -30,6 +30,7 @@ from .io.rasters import Grid, RasterInfo, open_raster, read_on_grid, warp_onto_g
 from .progress import Progress
 from .registration import prepare_and_match
 from .search import georef_search
+from .verdict import Verdict
 
 
 @dataclass
@@ -38,6 +39,7 @@ class TiledResult:
     tiles_tried: int
     tiles_used: int
     n_matches: int
+    tiles_registered: int = 0  # tiles whose own verdict was registered and whose GCPs survived the merge
 
 
 def wants_tiling(coarse: Grid, fine: Grid, cfg: TilingConfig) -> bool:
@@ -120,6 +122,8 @@ def refine_tiled(
     tile_cfg = replace(cfg, max_side=max(tcfg.tile, cfg.max_side), search=georef_search(cfg.search))
     resampling = "bilinear" if tcfg.fine_factor <= 1.0 else "average"
     pix, lin, mxs, mys, sims = [], [], [], [], []
+    claimed: list[bool] = []
+    tile_of: list[np.ndarray] = []
     used = n_matches = 0
     with gdal_cache_limit(tcfg.cache_mb):
         for i, (c, r, w, h) in enumerate(windows):
@@ -139,6 +143,8 @@ def refine_tiled(
             if pm.n_inliers < tcfg.min_tile_inliers or (pm.verdict is not None and pm.verdict.verdict == "failed"):
                 continue
             used += 1
+            claimed.append(pm.verdict is not None and pm.verdict.registered)
+            tile_of.append(np.full(pm.n_inliers, len(claimed) - 1))
             p_opt, p_sar = pm.points(inliers_only=True)
             ox, oy = g.pixel_to_map(p_opt[:, 0] + 0.5, p_opt[:, 1] + 0.5)
             sx, sy = g.pixel_to_map(p_sar[:, 0] + 0.5, p_sar[:, 1] + 0.5)
@@ -150,15 +156,28 @@ def refine_tiled(
         return TiledResult(GCPSet(*(np.zeros(0),) * 5, coarse_gcps.crs_wkt), len(windows), 0, n_matches)
     gcps = GCPSet(np.concatenate(pix), np.concatenate(lin), np.concatenate(mxs), np.concatenate(mys),
                   np.concatenate(sims), coarse_gcps.crs_wkt)
-    gcps = gcps.subset(np.flatnonzero(np.isfinite(gcps.pixel) & np.isfinite(gcps.line)))
-    return TiledResult(_merge_inliers(gcps, fine, tcfg), len(windows), used, n_matches)
+    finite = np.flatnonzero(np.isfinite(gcps.pixel) & np.isfinite(gcps.line))
+    gcps, tile = gcps.subset(finite), np.concatenate(tile_of)[finite]
+    keep = _merge_inliers(gcps, fine, tcfg)
+    confirmed = {int(t) for t in np.unique(tile[keep]) if claimed[int(t)]}
+    return TiledResult(gcps.subset(keep), len(windows), used, n_matches, len(confirmed))
 
 
-def _merge_inliers(gcps: GCPSet, fine: Grid, tcfg: TilingConfig) -> GCPSet:
-    """Drop GCPs inconsistent with one robust affine over all tiles (threshold in fine-grid pixels)."""
+def tiled_verdict(coarse: Verdict, tiles: TiledResult, cfg: TilingConfig) -> Verdict:
+    """The verdict of a large scene: the coarse grid's, unless enough full-resolution tiles, each registered
+    on its own, agree on one transform (the merge keeps only tiles consistent with it): independent
+    confirmations in different parts of the scene are stronger evidence than the coarse match."""
+    if coarse.verdict == "failed" or tiles.tiles_registered < cfg.min_confirming_tiles:
+        return coarse
+    return Verdict("registered", max(coarse.confidence, 0.5),
+                   "", coarse.evidence)
+
+
+def _merge_inliers(gcps: GCPSet, fine: Grid, tcfg: TilingConfig) -> np.ndarray:
+    """Indices of the GCPs consistent with one robust affine over all tiles (threshold in fine-grid px)."""
     if len(gcps) < 4:
-        return gcps
+        return np.arange(len(gcps))
     col, row = fine.map_to_pixel(gcps.map_x, gcps.map_y)
     fit = fit_transform(np.column_stack([gcps.pixel, gcps.line]), np.column_stack([col, row]),
                         FitConfig("affine", tcfg.merge_threshold_px))
-    return gcps if fit is None else gcps.subset(np.flatnonzero(fit.inliers))
+    return np.arange(len(gcps)) if fit is None else np.flatnonzero(fit.inliers)
