@@ -16,7 +16,8 @@ demo:
 test:
 	$(PY) -m pytest -q tests
 
-# Benchmark peers (AROSICS) live in their own venv, .venv-peers; see requirements-peers.txt.
+# Benchmark peers live in their own venvs: AROSICS in .venv-peers (requirements-peers.txt), Pandora2D in
+# .venv-pandora2d (requirements-pandora2d.txt).
 peers:
 	bash scripts/install_peers.sh
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark-only environment for the AROSICS peer (`make peers`; `make bench` runs it first).
+# Benchmark-only environments for the AROSICS and Pandora2D peers (`make peers`; `make bench` runs it first).
 # A venv from Debian's interpreter (GDAL 3.6 bindings) that also sees the project venv (engine, torch,
 # OpenCV) through a .pth line, so the peer runs through the same evaluation harness as our engines.
 # Kept apart from .venv: AROSICS's GDAL>=3.8 pin is overridden here, never in the plugin's environment.
@@ -27,3 +27,22 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 "$PEERS/bin/python" scripts/peers/arosics_peer.py --check
+
+# CNES Pandora2D (scripts/peers/pandora2d_peer.py): a second venv, built the same way, because its rasterio
+# wheel bundles its own GDAL (3.10) and it wants a newer scipy/pandas than the AROSICS pins; numpy stays at
+# the project's 1.26.4 (requirements-pandora2d.txt). Never in the plugin's environment either.
+P2D=${PANDORA2D_VENV:-.venv-pandora2d}
+if [ ! -x "$P2D/bin/python" ]; then
+  echo "[peers] venv: $P2D"
+  /usr/bin/python3 -m venv --system-site-packages "$P2D"
+fi
+p2d_sp=$("$P2D/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+echo "import site; site.addsitedir('$(realpath "$main_sp")')" > "$p2d_sp/promptmid_project_venv.pth"
+stamp="$P2D/.requirements.sha256"
+want=$(sha256sum requirements-pandora2d.txt | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "[peers] pip: requirements-pandora2d.txt"
+  "$P2D/bin/python" -m pip install -q --disable-pip-version-check -r requirements-pandora2d.txt
+  echo "$want" > "$stamp"
+fi
+"$P2D/bin/python" scripts/peers/pandora2d_peer.py --check
