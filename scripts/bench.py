@@ -29,6 +29,7 @@ BUSY = "default (busy)"  # the default engine with the other core kept busy
 
 PEERS_PY = REPO / ".venv-peers" / "bin" / "python"
 PEERS = {"arosics-global": "global", "arosics-local": "local"}  # engine name -> scripts/peers/arosics_peer.py --mode
+PANDORA2D_PY = REPO / ".venv-pandora2d" / "bin" / "python"  # CNES Pandora2D has its own venv (`make peers`)
 
 
 def engine_command(engine: str, pairs: str, js: Path, seed: int, protocol: str = "paper") -> list[str] | str:
@@ -38,6 +39,11 @@ def engine_command(engine: str, pairs: str, js: Path, seed: int, protocol: str =
             return "peers environment missing: run `make peers`"
         return [str(PEERS_PY), str(REPO / "scripts" / "peers" / "arosics_peer.py"), pairs, "--mode", PEERS[engine],
                 "--seed", str(seed), "--protocol", protocol, "--json", str(js)]
+    if engine == "pandora2d":
+        if not PANDORA2D_PY.is_file():
+            return "Pandora2D environment missing: run `make peers`"
+        return [str(PANDORA2D_PY), str(REPO / "scripts" / "peers" / "pandora2d_peer.py"), pairs, "--seed", str(seed),
+                "--protocol", protocol, "--json", str(js)]
     name = "default" if engine == BUSY else engine
     return [sys.executable, "-m", "promptmid.cli", "evaluate", pairs, "--engine", name, "--seed", str(seed),
             "--protocol", protocol, "--json", str(js), "-q"]
@@ -173,7 +179,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("pairs")
-    ap.add_argument("--engines", default=f"sift,arosics-global,arosics-local,classical,area,default,promptmid,{BUSY}")
+    ap.add_argument("--engines", default=f"sift,arosics-global,arosics-local,pandora2d,classical,area,default,promptmid,{BUSY}")
     ap.add_argument("--protocols", default=",".join(PROTOCOLS))
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument("--seed", type=int, default=0)
