@@ -32,6 +32,7 @@ class TilingConfig:
     min_valid_fraction: float = 0.5  # skip windows mostly outside either raster (or nodata)
     min_tile_inliers: int = 8
     min_confirming_tiles: int = 3  # registered tiles agreeing on one transform make the scene registered
+    tile_descriptors: bool = False  # descriptor matches in the tiles too (slower; templates alone by default)
     merge_threshold_px: float = 4.0  # fine-grid px: tile GCPs further than this from the merged affine are dropped
     cache_mb: int = 256  # GDAL block cache while tiling (bounds memory on huge inputs)
 

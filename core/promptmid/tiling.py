@@ -118,6 +118,9 @@ def refine_tiled(
     tcfg = cfg.tiling
     windows = tile_windows(fine.width, fine.height, tcfg)
     model = CoarseModel(sar, coarse_gcps)
+    # Descriptor matches add little where the coarse GCPs already place each tile to a few pixels, and cost
+    # most of a tile's time: dense templates alone unless asked for.
+    tile_describer = describer if tcfg.tile_descriptors else None
     # Tiles are matched as they are read, each already placed through the coarse GCPs: a small search.
     tile_cfg = replace(cfg, max_side=max(tcfg.tile, cfg.max_side), search=georef_search(cfg.search))
     resampling = "bilinear" if tcfg.fine_factor <= 1.0 else "average"
@@ -134,7 +137,7 @@ def refine_tiled(
             if min(opt_valid.mean(), s_valid.mean()) < tcfg.min_valid_fraction:
                 continue
             try:
-                pm = prepare_and_match(opt, opt_valid, s, s_valid, sar.dtype, describer, tile_cfg)
+                pm = prepare_and_match(opt, opt_valid, s, s_valid, sar.dtype, tile_describer, tile_cfg)
             except CancelledError:
                 raise
             except PromptMIDError:  # a featureless tile (water, constant) is skipped, not fatal
