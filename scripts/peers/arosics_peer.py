@@ -94,7 +94,9 @@ class ArosicsMatcher:
         found = tab[(tab["X_SHIFT_PX"] != -9999) & tab["X_SHIFT_PX"].notna()]
         p_sar = found[["X_IM", "Y_IM"]].to_numpy(float)
         p_opt = p_sar + found[["X_SHIFT_PX", "Y_SHIFT_PX"]].to_numpy(float)
-        accepted = (found["OUTLIER"] == False).to_numpy(bool)  # noqa: E712 (a pandas column of bool/-9999)
+        # No OUTLIER column: AROSICS found too few shifts to run its filters, so none is vetted (accepted).
+        accepted = ((found["OUTLIER"] == False).to_numpy(bool) if "OUTLIER" in found.columns  # noqa: E712 (bool/-9999 column)
+                    else np.zeros(len(found), bool))
         matches = np.column_stack([np.arange(len(found))] * 2).astype(int)
         sim = np.clip(found["RELIABILITY"].to_numpy(float) / 100.0, 0, 1) if len(found) else np.zeros(0)
         if accepted.sum() < 3:
