@@ -204,3 +204,22 @@ def test_crs_mismatch_gcps_land_where_the_sar_georeference_puts_them(make_raster
     x, y = transform_points(lon, lat, sar.crs_wkt, raster_info(opt_path).crs_wkt)
     err = np.hypot(x - g.map_x, y - g.map_y) / 10.0  # optical pixels
     assert len(err) >= 30 and np.median(err) < 0.5 and err.max() < 2.0
+
+
+def test_multiband_sar_band_choice_is_used_and_reported(s1s2_pair, tmp_path):
+    """A dual-pol-like stack (band 1: noise, band 2: the real SAR): band 2 registers, 'mean' is accepted and
+    named in the report, a band that does not exist is a clear input error."""
+    ds = gdal.Open(str(s1s2_pair / "sar.tif"))
+    sar = ds.ReadAsArray()
+    noise = np.random.default_rng(0).integers(1, 255, sar.shape).astype(np.uint8)
+    stack = write_raster(tmp_path / "stack.tif", np.stack([noise, sar]), geotransform=ds.GetGeoTransform(), wkt=ds.GetProjection())
+    optical = str(s1s2_pair / "optical.tif")
+    result = register(optical, stack, str(tmp_path / "b2"), EngineConfig(engine="area", sar_band="2"))
+    report = json.load(open(result.outputs["report"]))
+    assert result.verdict == "registered" and report["sar_band"] == "2" and report["sar_band_meaning"] == "band 2"
+    with pytest.raises(RegistrationError):  # band 1 is noise: nothing to claim
+        register(optical, stack, str(tmp_path / "b1"), EngineConfig(engine="area", sar_band="1"))
+    mean = register(optical, stack, str(tmp_path / "mean"), EngineConfig(engine="area", sar_band="mean", accept_uncertain=True))
+    assert json.load(open(mean.outputs["report"]))["sar_band_meaning"] == "mean of all bands"
+    with pytest.raises(InputError, match="has 2 band"):
+        register(optical, stack, str(tmp_path / "b3"), EngineConfig(engine="area", sar_band="3"))
