@@ -94,7 +94,8 @@ def match_prepared(
     found = global_search(d_opt, d_sar, sar.shape, cfg.search, progress.sub(0.0, 0.4))
     t["search"] = time.perf_counter() - t0
     if found.best is None:
-        verdict = judge(gather_evidence(TiePoints.empty(), None, TiePoints.empty(), None, sar.valid, None, 0.0, 0.0), cfg.verdict)
+        none = TiePoints.empty()
+        verdict = judge(gather_evidence(none, None, none, None, sar.valid, None, 0.0, 0.0), cfg.verdict)
         verdict.reason = "no pose of the SAR image overlaps the optical image enough to compare them"
         return _as_pair_match(TiePoints.empty(), None, t, found, verdict)
     h = found.best.matrix(sar.shape)
@@ -103,9 +104,8 @@ def match_prepared(
     t0 = time.perf_counter()
     kp_sar = detect_pcfast(sar.pc.max_moment, sar.valid, cfg.keypoints)[0]
     # Pass 1: templates around the global estimate (its error is a few px); a first robust fit.
-    ties = template_tie_points(d_opt, d_sar, h, kp_sar, cfg.guided)
-    first = fit_transform(ties.sar, ties.optical, cfg.fit) if len(ties) else None
-    consensus = (ties, first)  # the evidence of agreement: pass 2 agrees with pass 1 by construction
+    pass1 = ties = template_tie_points(d_opt, d_sar, h, kp_sar, cfg.guided)
+    first = fit_transform(pass1.sar, pass1.optical, cfg.fit) if len(pass1) else None
     if first is not None and first.n_inliers >= cfg.fit.min_inliers:
         # Pass 2: around the first fit, with a tight radius: templates again, and descriptor matches, which
         # only count where they agree with the structure the templates found.
@@ -120,7 +120,8 @@ def match_prepared(
     progress.report(0.8, f"{len(ties)} guided tie points")
     t0 = time.perf_counter()
     fit = fit_transform(ties.sar, ties.optical, cfg.fit) if len(ties) else None
-    evidence = gather_evidence(consensus[0], consensus[1], ties, fit, sar.valid, h, found.peak_ratio, found.best.score)
+    # Agreement is judged on pass 1 (pass 2 agrees with it by construction), accuracy on the final fit.
+    evidence = gather_evidence(pass1, first, ties, fit, sar.valid, h, found.peak_ratio, found.best.score)
     verdict = judge(evidence, cfg.verdict_georef if cfg.search.near_georef else cfg.verdict)
     t["fit_verdict"] = time.perf_counter() - t0
     progress.report(1.0, f"{len(ties)} tie points, {fit.n_inliers if fit else 0} inliers: {verdict.verdict}")
