@@ -8,7 +8,7 @@ structure the ControlNet learned to generate; several noise draws are averaged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch

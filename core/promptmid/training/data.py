@@ -4,7 +4,6 @@ correspondences through the known augmentation (rotation +-10 deg, scale 0.8-1, 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass, replace
