@@ -20,7 +20,6 @@ degrees moves window centres by tens of pixels); AROSICS's default of 5 px would
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 
@@ -150,13 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.pairs_dir or not args.json:
         ap.error("pairs_dir and --json are required")
-    from promptmid.evaluation.protocol import ProtocolConfig, evaluate_folder, summary_json
+    from promptmid.evaluation.protocol import ProtocolConfig, evaluate_to_json
 
-    summaries = evaluate_folder(args.pairs_dir, ArosicsMatcher(args.mode), EngineConfig(),
-                                ProtocolConfig.named(args.protocol, args.seed), args.limit)
-    with open(args.json, "w", encoding="utf-8") as fh:
-        json.dump(summary_json(summaries), fh, indent=1)
-    s = summaries["all"]
+    s = evaluate_to_json(args.pairs_dir, ArosicsMatcher(args.mode), EngineConfig(),
+                         ProtocolConfig.named(args.protocol, args.seed), args.json, args.limit)
     print(f"{s.engine}: SR {s.sr:.1f} %, median registration error {s.reg_err_median_px:.2f} px, {s.sec_per_pair:.2f} s/pair")
     return 0
 

@@ -33,7 +33,6 @@ How it is run here, as a user co-registering SAR onto optical would:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -222,14 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.pairs_dir or not args.json:
         ap.error("pairs_dir and --json are required")
-    from promptmid.evaluation.protocol import ProtocolConfig, evaluate_folder, summary_json
+    from promptmid.evaluation.protocol import ProtocolConfig, evaluate_to_json
 
     pcfg = ProtocolConfig.named(args.protocol, args.seed)
     log = lambda r: print(f"  {r.pair_id}: ncm {r.ncm}, reg. err. {r.fit_err_px:.2f} px, {r.seconds:.1f} s {r.error}", flush=True)  # noqa: E731
-    summaries = evaluate_folder(args.pairs_dir, Pandora2DMatcher(args.cost, fine_passes=args.fine_passes), EngineConfig(), pcfg, args.limit, log=log)
-    with open(args.json, "w", encoding="utf-8") as fh:
-        json.dump(summary_json(summaries), fh, indent=1)
-    s = summaries["all"]
+    s = evaluate_to_json(args.pairs_dir, Pandora2DMatcher(args.cost, fine_passes=args.fine_passes), EngineConfig(), pcfg,
+                         args.json, args.limit, log)
     print(f"{s.engine}: SR {s.sr:.1f} %, median registration error {s.reg_err_median_px:.2f} px, {s.sec_per_pair:.2f} s/pair")
     return 0
 

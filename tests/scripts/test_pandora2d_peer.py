@@ -3,7 +3,6 @@
 import importlib.util
 import math
 import subprocess
-import sys
 
 from pathlib import Path
 
@@ -19,14 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 P2D_PY = REPO / ".venv-pandora2d" / "bin" / "python"
 ADAPTER = REPO / "scripts" / "peers" / "pandora2d_peer.py"
 
-
-def run_bench(data_root: Path, out: Path, engines: str, limit: int, protocols: str = "paper") -> str:
-    """scripts/bench.py on the first ``limit`` test pairs (as in test_bench.py); returns the Markdown table."""
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench.py"), str(data_root / "test"), "--engines",
-                           engines, "--limit", str(limit), "--out", str(out), "--protocols", protocols],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return (out / "bench.md").read_text()
+from test_bench import run_bench  # noqa: E402 (same folder; one bench runner for both test files)
 
 
 def _adapter():

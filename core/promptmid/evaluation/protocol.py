@@ -291,3 +291,13 @@ def summary_json(summaries: dict[str, Summary]) -> dict:
     top["datasets"] = {k: {kk: vv for kk, vv in asdict(s).items() if kk != "pairs"} for k, s in summaries.items() if k != "all"}
     top["pairs"] = [asdict(p) for p in summaries["all"].pairs]
     return json_safe(top)
+
+
+def evaluate_to_json(pairs_dir: str, matcher: "Describer | PairMatcher", cfg: EngineConfig, pcfg: ProtocolConfig,
+                     json_path: str, limit: Optional[int] = None, log: Optional[Callable[[PairResult], None]] = None) -> Summary:
+    """:func:`evaluate_folder`, the summary written to ``json_path`` (what the bench reads), the overall
+    summary returned: the one path by which peers in their own environments report."""
+    summaries = evaluate_folder(pairs_dir, matcher, cfg, pcfg, limit, log=log)
+    with open(json_path, "w", encoding="utf-8") as fh:
+        json.dump(summary_json(summaries), fh, indent=1)
+    return summaries["all"]
