@@ -49,3 +49,10 @@ screenshots:
 .PHONY: gui-check
 gui-check:
 	$(PY) scripts/gui_check.py --data $(DATA) --out $(OUT)/gui-check
+
+# The full engine at real size with random weights (SD 1.5 + ControlNet, DINOv2-base, VGG19; ~6.6 GB written
+# under /tmp and deleted after) on a 512 px pair, on CPU with one thread, niced: time and peak memory in
+# out/full-size-check. Not part of `make test`. FULL_SIZE_ARGS="--keep" keeps the model directory for a rerun.
+.PHONY: full-size-check
+full-size-check:
+	nice -n 10 $(PY) scripts/full_size_check.py --data $(DATA) --threads 1 --out $(OUT)/full-size-check $(FULL_SIZE_ARGS)
