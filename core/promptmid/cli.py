@@ -144,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
     td.add_argument("--crop", type=int, default=192)
     td.add_argument("--seed", type=int, default=0)
     td.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    td.add_argument("--objective", choices=["points", "dense"], default="points",
+                    help="points: InfoNCE (the paper's loss); dense: + hard negatives and translation-correlation "
+                         "losses, for a lite model whose maps drive the search and templates")
+    td.add_argument("--point-weight", type=float, default=1.0,
+                    help="--objective dense: weight of the point losses (InfoNCE, hard negatives) beside the correlation losses")
+    td.add_argument("--val-fraction", type=float, default=0.1,
+                    help="share of the pairs' scene groups held out for validation (by hash: stable)")
+    td.add_argument("--size", choices=["small", "base"], default="small", help="lite model size for --objective dense")
     td.add_argument("--no-resume", action="store_true", help="start over even if a training state exists")
     td.add_argument("--card", default=None, help="write a model card (Markdown) here")
     td.add_argument("-q", "--quiet", action="store_true")

@@ -101,7 +101,7 @@ def template_tie_points(optical: DenseMap, sar: DenseMap, h: np.ndarray, sar_poi
     tmpl, tv = _patches(fs, cx, cy, t2), _patches(both[None], cx, cy, t2)[:, 0]
     srch = _patches(fo, cx, cy, s2)
     ok = tv.mean(dim=(1, 2)) >= cfg.min_valid
-    ncc = _zncc(tmpl * tv[:, None], srch, tv)  # (N, 2r+1, 2r+1)
+    ncc = _zncc(tmpl * tv[:, None], srch, tv, per_channel=not optical.n_orientations)  # (N, 2r+1, 2r+1)
     flat = ncc.reshape(len(idx), -1)
     best, j = flat.max(dim=1)
     size = 2 * r + 1
@@ -129,27 +129,35 @@ def _patches(img: torch.Tensor, cx: torch.Tensor, cy: torch.Tensor, half: int) -
     return img[:, ys[:, :, None], xs[:, None, :]].permute(1, 0, 2, 3)
 
 
-def _zncc(tmpl: torch.Tensor, search: torch.Tensor, tmask: torch.Tensor) -> torch.Tensor:
+def _zncc(tmpl: torch.Tensor, search: torch.Tensor, tmask: torch.Tensor, per_channel: bool = False) -> torch.Tensor:
     """Zero-mean NCC of each (C, t, t) template (masked by (t, t)) at every offset inside its (C, s, s)
-    search window, all channels as one vector. Returns (N, s-t+1, s-t+1)."""
+    search window, all channels as one vector. Returns (N, s-t+1, s-t+1).
+
+    The mean removed is the vector's (``per_channel`` False: CFOG channels share one statistic in both
+    modalities) or each channel's own (learned maps, whose channels have their own offsets per branch)."""
     n_, c, t, _ = tmpl.shape
     s = search.shape[-1]
     out = s - t + 1
     P = fft_len(s, even=True)  # valid offsets only read s(p + d) with p + d < s: no wrap-around below size s
     m = tmask[:, None]
-    cnt = m.sum(dim=(1, 2, 3)) * c  # elements in the template vector
-    t_mean = tmpl.sum(dim=(1, 2, 3)) / cnt.clamp(min=1)
-    tz = (tmpl - t_mean[:, None, None, None]) * m
+    npx = m.sum(dim=(1, 2, 3)).clamp(min=1)  # template pixels
+    dims = (2, 3) if per_channel else (1, 2, 3)
+    t_mean = tmpl.sum(dim=dims, keepdim=True) / (npx if per_channel else npx * c)[:, None, None, None]
+    tz = (tmpl - t_mean) * m
     t_norm = torch.sqrt((tz ** 2).sum(dim=(1, 2, 3))).clamp(min=1e-9)
     Fs = torch.fft.rfft2(search, s=(P, P))
     num = torch.fft.irfft2((Fs * torch.fft.rfft2(tz, s=(P, P)).conj()).sum(1), s=(P, P))[:, :out, :out]
-    # The mask is the same for every channel, so window sums of the search (and of its square) need the
-    # channel sums only: two single-channel FFTs instead of C each.
+    # The mask is the same for every channel, so window sums need one mask FFT; the vector mean needs the
+    # channel sums only (two single-channel FFTs), per-channel means each channel's window sum.
     Fm = torch.fft.rfft2(m[:, 0], s=(P, P)).conj()
-    s_sum = torch.fft.irfft2(Fs.sum(1) * Fm, s=(P, P))[:, :out, :out]
     s_sq = torch.fft.irfft2(torch.fft.rfft2((search ** 2).sum(1), s=(P, P)) * Fm, s=(P, P))[:, :out, :out]
-    var = (s_sq - s_sum ** 2 / cnt[:, None, None].clamp(min=1)).clamp(min=1e-9)
-    return num / (t_norm[:, None, None] * torch.sqrt(var))
+    if per_channel:
+        sums = torch.fft.irfft2(Fs * Fm[:, None], s=(P, P))[:, :, :out, :out]
+        var = s_sq - (sums ** 2).sum(1) / npx[:, None, None]
+    else:
+        s_sum = torch.fft.irfft2(Fs.sum(1) * Fm, s=(P, P))[:, :out, :out]
+        var = s_sq - s_sum ** 2 / (npx * c)[:, None, None]
+    return num / (t_norm[:, None, None] * torch.sqrt(var.clamp(min=1e-9)))
 
 
 def descriptor_tie_points(kp_optical: np.ndarray, desc_optical: np.ndarray, kp_sar: np.ndarray, desc_sar: np.ndarray,

@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from .config import EngineConfig
+from .dense.base import DenseFeaturizer
 from .dense.cfog import CfogFeaturizer
 from .descriptors.base import Describer, PreparedImage
 from .geometry.fit import FitResult, apply_h, fit_transform
@@ -74,6 +75,12 @@ def uses_search(describer: Optional[Describer]) -> bool:
     return getattr(describer, "guided", True)
 
 
+def dense_featurizer(describer: Optional[Describer], cfg: EngineConfig) -> DenseFeaturizer:
+    """The network's own maps when it was trained for dense use, else the handcrafted CFOG maps."""
+    learned = getattr(describer, "featurizer", None)
+    return (learned() if learned is not None else None) or CfogFeaturizer(cfg.dense)
+
+
 def match_prepared(
     optical: PreparedImage,
     sar: PreparedImage,
@@ -87,7 +94,7 @@ def match_prepared(
         return _sparse_match(optical, sar, describer, cfg, progress)
     t: dict[str, float] = {}
     t0 = time.perf_counter()
-    dense = CfogFeaturizer(cfg.dense)
+    dense = dense_featurizer(describer, cfg)
     d_opt, d_sar = dense.dense_map(optical), dense.dense_map(sar)
     t["dense"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -1,4 +1,5 @@
 import cv2
+import torch
 import numpy as np
 import pytest
 
@@ -65,3 +66,23 @@ def test_tie_points_concatenate():
     a = TiePoints(np.ones((2, 2)), np.zeros((2, 2)), np.array([0.5, 0.6], np.float32))
     b = a.concat(TiePoints.empty())
     assert len(b) == 2 and b.score.dtype == np.float32
+
+
+def test_zncc_matches_a_direct_computation_with_vector_or_channel_means():
+    from promptmid.guided import _zncc
+
+    g = torch.Generator().manual_seed(0)
+    tmpl, search = torch.randn(2, 3, 5, 5, generator=g), torch.randn(2, 3, 9, 9, generator=g) + torch.tensor([0.0, 3.0, -2.0])[:, None, None]
+    mask = (torch.rand(2, 5, 5, generator=g) > 0.2).float()
+    for per_channel in (False, True):
+        got = _zncc(tmpl * mask[:, None], search, mask, per_channel)
+        for n in range(2):
+            m = mask[n].bool()
+            for dy, dx in ((0, 0), (2, 3), (4, 4)):
+                a, b = tmpl[n][:, m], search[n, :, dy:dy + 5, dx:dx + 5][:, m]
+                if per_channel:
+                    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+                else:
+                    a, b = a - a.mean(), b - b.mean()
+                ref = (a * b).sum() / (a.norm() * b.norm())
+                assert torch.isclose(got[n, dy, dx], ref, atol=1e-4), (per_channel, n, dy, dx)

@@ -29,6 +29,10 @@ class CfogConfig:
     eps_fraction: float = 0.1  # per-pixel normalisation floor, as a fraction of the mean gradient energy
     stride: int = 1
 
+    @property
+    def channels(self) -> int:
+        return self.n_orientations * len(self.sigmas)
+
 
 class CfogFeaturizer:
     name = "cfog"

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.network import PromptMIDNet, uses_prior
+from ..dense.cfog import CfogFeaturizer
+from ..models.network import PromptMIDNet, map_stride, uses_prior
 from .classical import ClassicalDescriber, dense_classical
 from ..keypoints.phase_congruency import orientation_shares
 from ..models.prompts import land_use_index
@@ -26,6 +27,8 @@ def branch_input(image: PreparedImage, net: PromptMIDNet) -> torch.Tensor:
         chans.append(image.pc.max_moment)
     if cfg.profile == "lite" and cfg.orientation_input:
         chans.extend(orientation_shares(image.pc))
+    if cfg.profile == "lite" and cfg.cfog_input:
+        chans.extend(CfogFeaturizer().dense_map(image).features.numpy())
     x = np.stack(chans).astype(np.float32)
     x[:, ~image.valid] = 0.0
     return torch.from_numpy(x)[None]
@@ -63,6 +66,12 @@ class LearnedDescriber:
         self.device = torch.device(device or "cpu")
         self.net.to(self.device)
 
+    def featurizer(self) -> Optional["LearnedFeaturizer"]:
+        """The dense maps for search and templates when the model was trained for them, else None."""
+        from ..dense.learned import LearnedFeaturizer
+
+        return LearnedFeaturizer(self) if self.net.cfg.dense_maps else None
+
     @torch.inference_mode()
     def dense(self, image: PreparedImage) -> torch.Tensor:
         x = branch_input(image, self.net).to(self.device)
@@ -79,7 +88,7 @@ class LearnedDescriber:
             return np.zeros((0, self.net.cfg.desc_dim), np.float32)
         dense = self.dense(image)
         kp = torch.as_tensor(np.asarray(keypoints, np.float32), device=self.device)[None]
-        learned = sample_descriptors(dense, kp, self.net.cfg.out_stride)[0].float().cpu().numpy()
+        learned = sample_descriptors(dense, kp, map_stride(self.net.cfg))[0].float().cpu().numpy()
         w = self.net.cfg.prior_skip if uses_prior(self.net.cfg) else 0.0
         if w <= 0:
             return learned

@@ -22,11 +22,33 @@ from torch import nn
 from .cbam import CBAM
 from .diffusion import DiffusionFeatureConfig, DiffusionFeatures
 from .dinov2 import DinoFeatures
-from .msaa import MSAA, MeanAggregation
+from .msaa import MSAA, MeanAggregation, to_grid
 from .prompts import LandUseFiLM
 from .vgg import VGG19_LAYERS, VGG19_TAPS, VGGFeatures, relu_indices
 
 LITE_LAYERS: list = [16, "M", 32, 32, "M", 64, 64, "M", 96]
+# Lite models for dense use (translation-correlation training), by size; the shipped one is chosen on the
+# validation split (training/README in MODEL_CARD.md).
+DENSE_SIZES: dict = {
+    "small": {"lite_layers": [16, "M", 32, "M", 48], "head_width": 32},
+    "base": {"lite_layers": [24, "M", 48, 48, "M", 64, 64], "head_width": 48},
+}
+
+
+def dense_config(size: str = "small", residual: bool = True) -> "ModelConfig":
+    """A lite model for dense maps: CFOG channels in, land-use FiLM on the SAR branch, MSAA + CBAM at stride
+    2; out: a learned correction of the CFOG channels (``residual``) or free 16-D maps. Few channels: the
+    search correlates them one by one."""
+    from ..dense.cfog import CfogConfig
+
+    dim = CfogConfig().channels if residual else 16
+    return ModelConfig(profile="lite", pc_input=False, orientation_input=False, classical_prior=False, cfog_input=True,
+                       dense_maps=True, cfog_residual=residual, desc_dim=dim, out_stride=2, **DENSE_SIZES[size])
+
+
+def map_stride(cfg: "ModelConfig") -> int:
+    """Stride of the maps the branches return (the CFOG residual is added on the pixel grid)."""
+    return 1 if cfg.cfog_residual else cfg.out_stride
 
 
 @dataclass
@@ -42,6 +64,16 @@ class ModelConfig:
     pc_input: bool = True  # lite: add the phase-congruency max moment as an input channel
     orientation_input: bool = True  # lite: add the log-Gabor orientation shares (modality-invariant structure)
     n_orient: int = 6
+    # lite: add the CFOG oriented-gradient channels (dense/cfog.py, default settings) as input channels:
+    # a modality-invariant start the CNN refines, cheap at any size
+    cfog_input: bool = False
+    # The model was trained for dense use (translation-correlation loss): its maps drive the global search
+    # and the guided templates instead of the handcrafted CFOG maps.
+    dense_maps: bool = False
+    # lite + cfog_input: the output is the input's CFOG channels plus a learned correction (scaled by a
+    # zero-initialised scalar, so training starts exactly at CFOG), at stride 1, keeping CFOG's orientation
+    # bins (the search turns them with the pose). desc_dim must equal the CFOG channel count.
+    cfog_residual: bool = False
     # lite: a frozen, modality-invariant scale for MSAA: the classical phase-congruency histogram descriptor
     # evaluated densely (the role frozen foundation features play in the full model)
     classical_prior: bool = True
@@ -55,6 +87,7 @@ class ModelConfig:
     # CBAM uniform, projection identity) so training starts at the prior's accuracy, not below it.
     prior_passthrough: bool = False
     film_dim: int = 16
+    head_width: int = 64  # MSAA / CBAM width (at least desc_dim); the dense models use less, for speed
     lite_group_norm: int = 8  # GroupNorm groups in the lite CNNs (0 = none)
     vgg_layers: list = field(default_factory=lambda: list(VGG19_LAYERS))  # full profile (tests shrink it)
     vgg_taps: tuple = VGG19_TAPS
@@ -110,7 +143,7 @@ class Head(nn.Module):
     def __init__(self, channels: Sequence[int], strides: Sequence[float], cfg: ModelConfig,
                  init_logits: Optional[Sequence[float]] = None) -> None:
         super().__init__()
-        width = max(cfg.desc_dim, 64)
+        width = max(cfg.desc_dim, cfg.head_width)
         agg = MSAA if cfg.use_fusion else MeanAggregation
         self.aggregate = agg(channels, strides, width, cfg.out_stride, init_logits)
         self.cbam = CBAM(width, cfg.cbam_reduction) if cfg.use_fusion else nn.Identity()
@@ -143,6 +176,20 @@ class Head(nn.Module):
         return F.normalize(self.proj(self.cbam(self.aggregate(feats, size))), dim=1)
 
 
+class CfogResidual(nn.Module):
+    """out = CFOG channels of the input + s * (head output on the pixel grid), s a zero-initialised scalar."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.out_stride = cfg.out_stride
+        self.channels = cfg.desc_dim
+        self.scale = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, head_out: torch.Tensor) -> torch.Tensor:
+        size = (x.shape[2], x.shape[3])
+        return x[:, -self.channels:] + self.scale * to_grid(head_out, self.out_stride, 1, size)
+
+
 class SarBranch(nn.Module):
     def __init__(self, cfg: ModelConfig, foundation: Foundation) -> None:
         super().__init__()
@@ -164,6 +211,7 @@ class SarBranch(nn.Module):
                 self.film = LandUseFiLM(channels, cfg.film_dim)
         channels, strides, logits = _with_prior(cfg, list(channels), list(strides))
         self.head = Head(channels, strides, cfg, logits)
+        self.residual = CfogResidual(cfg) if cfg.cfog_residual else None
 
     def forward(self, x: torch.Tensor, land_use: Sequence[Optional[str]], classes: torch.Tensor,
                 prior: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -175,7 +223,8 @@ class SarBranch(nn.Module):
             feats = self.encoder(inp)
             if self.film is not None:
                 feats = self.film(feats, classes)
-        return self.head(_add_prior(self.cfg, list(feats), prior), size)
+        out = self.head(_add_prior(self.cfg, list(feats), prior), size)
+        return self.residual(x, out) if self.residual is not None else out
 
 
 class OpticalBranch(nn.Module):
@@ -195,19 +244,25 @@ class OpticalBranch(nn.Module):
             channels, strides = [self.dino.out_channels] + channels, [self.dino.patch] + strides
         channels, strides, logits = _with_prior(cfg, channels, strides)
         self.head = Head(channels, strides, cfg, logits)
+        self.residual = CfogResidual(cfg) if cfg.cfog_residual else None
 
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None) -> torch.Tensor:
         size = _out_size(x, self.cfg.out_stride)
         feats = self.encoder(x)
         if self.dino is not None:
             feats = [self.dino(x[:, :3])] + feats
-        return self.head(_add_prior(self.cfg, list(feats), prior), size)
+        out = self.head(_add_prior(self.cfg, list(feats), prior), size)
+        return self.residual(x, out) if self.residual is not None else out
 
 
 def _cnn_spec(cfg: ModelConfig, sar: bool) -> tuple[list, list[int], int]:
     if cfg.profile == "full":
         return list(cfg.vgg_layers), list(cfg.vgg_taps), 3
     in_ch = (1 if sar else 3) + (1 if cfg.pc_input else 0) + (cfg.n_orient if cfg.orientation_input else 0)
+    if cfg.cfog_input:
+        from ..dense.cfog import CfogConfig
+
+        in_ch += CfogConfig().channels
     return list(cfg.lite_layers), block_taps(cfg.lite_layers), in_ch
 
 

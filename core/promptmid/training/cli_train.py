@@ -11,15 +11,17 @@ from ..progress import Progress
 from .data import AugmentConfig
 
 
-def stage2_network(profile: str, model_dir: Optional[str], device: str):
+def stage2_network(profile: str, model_dir: Optional[str], device: str, objective: str = "points", size: str = "small"):
     """The untrained network stage 2 starts from: the full model from the model directory (its config
-    follows the weights there), or a fresh lite model."""
+    follows the weights there), or a fresh lite model (for dense use: ``dense_config(size)``)."""
     if profile == "full":
         from ..models.model_dir import build_full_network
 
         return build_full_network(model_dir, None, device, with_heads=False)
-    from ..models.network import ModelConfig, PromptMIDNet
+    from ..models.network import ModelConfig, PromptMIDNet, dense_config
 
+    if objective == "dense":
+        return PromptMIDNet(dense_config(size))
     return PromptMIDNet(ModelConfig(profile="lite", out_stride=4, prior_passthrough=True))
 
 
@@ -36,9 +38,12 @@ def run_train(args: argparse.Namespace, progress: Progress) -> int:
     from .stage2 import seed_everything
 
     seed_everything(args.seed)  # before the network is built: its initial weights are part of the recipe
-    net = stage2_network(args.profile, args.model_dir, args.device)
+    net = stage2_network(args.profile, args.model_dir, args.device, args.objective, args.size)
     cfg = Stage2Config(pairs_dir=args.pairs_dir, out_path=args.out, steps=args.steps, batch=args.batch, lr=args.lr,
-                       seed=args.seed, device=args.device, augment=AugmentConfig(crop=args.crop))
+                       seed=args.seed, device=args.device, augment=AugmentConfig(crop=args.crop), objective=args.objective,
+                       val_fraction=args.val_fraction, point_weight=args.point_weight)
+    if args.objective == "dense":
+        cfg.dense_augment.crop = args.crop
     state = train_stage2(net, cfg, EngineConfig(), progress, resume=not args.no_resume,
                          log=lambda m: sys.stderr.write(m + "\n"))
     if args.card:

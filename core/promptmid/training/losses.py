@@ -18,3 +18,51 @@ def info_nce(desc_a: torch.Tensor, desc_b: torch.Tensor, temperature: float = 0.
         logits = logits.masked_fill(exclude, float("-inf"))
     target = torch.arange(len(a), device=a.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+def hard_negative_nce(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
+                      temperature: float = 0.07) -> torch.Tensor:
+    """Cross-entropy of each anchor (N, D) against its positive (N, D) and its own hard negatives (N, K, D):
+    descriptors of the same image a few pixels off the true position, which a dense map must tell apart."""
+    a = F.normalize(anchor, dim=1)
+    pos = (a * F.normalize(positive, dim=1)).sum(1, keepdim=True)
+    neg = torch.einsum("nd,nkd->nk", a, F.normalize(negatives, dim=2))
+    logits = torch.cat([pos, neg], 1) / temperature
+    return F.cross_entropy(logits, torch.zeros(len(a), dtype=torch.long, device=a.device))
+
+
+def warp_map(f: torch.Tensor, h: torch.Tensor, out_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A stride-1 map (1, D, H, W) resampled through ``h`` (3x3, source px -> target px) onto a target grid
+    of ``out_hw`` pixels (differentiable); returns the map and the mask of target pixels it covers."""
+    ho, wo = out_hw
+    _, _, hs, ws = f.shape
+    ys, xs = torch.meshgrid(torch.arange(ho, dtype=torch.float64), torch.arange(wo, dtype=torch.float64), indexing="ij")
+    pts = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ torch.linalg.inv(h.double()).T
+    grid = torch.stack([(pts[..., 0] + 0.5) / ws * 2 - 1, (pts[..., 1] + 0.5) / hs * 2 - 1], -1).float()[None]
+    out = F.grid_sample(f, grid.to(f.device), mode="bilinear", padding_mode="zeros", align_corners=False)
+    inside = (grid.abs() <= 1).all(-1)[0]
+    return out[0], inside
+
+
+def correlation_loss(template: torch.Tensor, tmask: torch.Tensor, search: torch.Tensor,
+                     temperature: float = 0.05) -> torch.Tensor:
+    """Translation-correlation loss: the normalised correlation (template and window as vectors) of a
+    (N, D, t, t) template at every shift inside a (N, D, t + 2r, t + 2r) search window, softmax over the
+    (2r+1)^2 shifts, cross-entropy with the true shift at the centre. Every other shift is a hard negative
+    from the same image."""
+    n, d, t, _ = template.shape
+    side = search.shape[-1]
+    r = (side - t) // 2
+    out = 2 * r + 1
+    tm = template * tmask[:, None]
+    # Correlation by FFT (a direct grouped convolution with t x t kernels is ~10x slower to back-propagate
+    # on CPU): circular cross-correlation of the zero-padded template, whose first (2r+1)^2 lags are the
+    # valid shifts.
+    spec = torch.fft.rfft2(search) * torch.conj(torch.fft.rfft2(tm, s=(side, side)))
+    num = torch.fft.irfft2(spec.sum(1), s=(side, side))[:, :out, :out]
+    energy = torch.fft.irfft2(torch.fft.rfft2((search ** 2).sum(1)) * torch.conj(torch.fft.rfft2(tmask, s=(side, side))),
+                              s=(side, side))[:, :out, :out]
+    t_norm = tm.flatten(1).norm(dim=1).clamp(min=1e-6)
+    ncc = num / (t_norm[:, None, None] * energy.clamp(min=1e-9).sqrt())
+    centre = torch.full((n,), out * r + r, dtype=torch.long, device=template.device)
+    return F.cross_entropy(ncc.reshape(n, -1) / temperature, centre)

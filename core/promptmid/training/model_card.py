@@ -10,11 +10,7 @@ import torch
 from .stage2 import Stage2Config, TrainState
 
 
-def write_model_card(path: str, cfg: Stage2Config, state: TrainState, model_json: str, n_train: int, n_val: int) -> None:
-    val = state.validation or {}
-    text = f"""# PromptMID-lite descriptor (shipped default)
-
-Compact PromptMID variant for CPU. PC-FAST keypoints. SAR and optical branches: small VGG-style CNNs
+_POINTS = """Compact PromptMID variant for CPU. PC-FAST keypoints. SAR and optical branches: small VGG-style CNNs
 (GroupNorm) on [image, phase-congruency max moment, 6 log-Gabor orientation shares]; land-use prompt as
 a learned FiLM embedding on the SAR branch. MSAA aggregates the CNN scales plus a frozen,
 modality-invariant scale (the classical phase-congruency histogram descriptor, dense at stride 4: the
@@ -23,15 +19,43 @@ fixed skip connection carries the frozen prior to the output with weight `prior_
 w cos(classical) + (1 - w) cos(learned)), chosen on the validation split after training. Trained with
 InfoNCE (stage 2 only: no diffusion model in this profile), negatives closer than 8 px excluded. The
 head starts as a pass-through of the prior (`prior_passthrough`: pooled prior bins, other scales damped,
-uniform CBAM, identity projection), so training starts at the prior's accuracy instead of below it.
+uniform CBAM, identity projection), so training starts at the prior's accuracy instead of below it."""
+
+_DENSE = """Lite PromptMID trained for dense use: its maps drive the global search and the guided templates
+(instead of the handcrafted CFOG maps) and its descriptors the guided keypoint matches. SAR and optical
+branches: small VGG-style CNNs (GroupNorm) on [image, 9 CFOG oriented-gradient channels]; land-use prompt
+as a learned FiLM embedding on the SAR branch; MSAA over the CNN scales, CBAM, 16-D L2-normalised maps at
+stride 2. Losses per sample, with the SAR map warped into the optical crop's frame by the known
+augmentation (as the search warps it by a pose): translation correlation over +-24 px on 2 px cells and
+at the guided stage's 33 px templates over +-8 px (softmax over the shifts, the true one must win: every
+other shift is a same-image hard negative), InfoNCE over points (negatives closer than 8 px excluded),
+and 4 hard negatives per point 4-32 px away in the same optical map."""
+
+
+def _augmentation(cfg: Stage2Config) -> str:
+    if cfg.objective == "dense":
+        a, p = cfg.dense_augment, cfg.dense_augment.photometric
+        return (f"random {a.region} px regions of the larger scenes, one of 8 flips / 90-degree turns for both images, "
+                f"SAR speckle (looks {list(p.looks)}, 0 = none), renderings {list(p.renderings)}, gamma {list(p.gamma_range)}, "
+                f"contrast {list(p.contrast_range)}, blur (p {p.blur_prob}), 2x upsampling (p {p.upsample_prob}); optical crop "
+                f"rotated in +-{a.max_rotation_deg} deg, scaled in {list(a.scale_range)}, shifted +-{a.jitter_px} px; "
+                f"{a.crop} px crops on the 512 px work grid.")
+    a = cfg.augment
+    return (f"optical crop rotated in [-{a.max_rotation_deg}, {a.max_rotation_deg}] deg, scaled in {list(a.scale_range)}, "
+            f"jittered +-{a.jitter_px} px; crops of {a.crop} px on the 512 px work grid.")
+
+
+def write_model_card(path: str, cfg: Stage2Config, state: TrainState, model_json: str, n_train: int, n_val: int) -> None:
+    val = state.validation or {}
+    text = f"""# PromptMID-lite {"dense model" if cfg.objective == "dense" else "descriptor"}
+
+{_DENSE if cfg.objective == "dense" else _POINTS}
 
 ## Data
 - Trained on `{cfg.pairs_dir}`: {n_train} pairs (the `train/` split of the shared optical-SAR set:
   Sentinel-1/2 1024 px scenes and 3MOS 256 px tiles). Never the `test/` split.
 - {n_val} pairs of that folder held out for validation by id hash (fraction {cfg.val_fraction}).
-- Augmentation: optical crop rotated in [-{cfg.augment.max_rotation_deg}, {cfg.augment.max_rotation_deg}] deg, scaled in
-  {list(cfg.augment.scale_range)}, jittered +-{cfg.augment.jitter_px} px; crops of {cfg.augment.crop} px on the
-  512 px work grid.
+- Augmentation: {_augmentation(cfg)}
 
 ## Training
 - steps {cfg.steps}, batch {cfg.batch}, AdamW lr {cfg.lr} (cosine decay to x{cfg.min_lr_ratio}), weight decay

@@ -15,17 +15,23 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..config import EngineConfig
 from ..descriptors.learned import LearnedDescriber, branch_input, branch_prior, sample_descriptors
 from ..evaluation.protocol import ProtocolConfig, evaluate_pair
 from ..io.atomic import atomic_path
 from ..models.checkpoint import save_checkpoint
-from ..models.network import PromptMIDNet, uses_prior
+from ..dense.base import rotate_channels
+from ..dense.cfog import CfogConfig
+from ..guided import rotation_of
+from ..models.msaa import to_grid
+from ..models.network import PromptMIDNet, map_stride, uses_prior
 from ..models.prompts import land_use_index
 from ..progress import Progress
 from .data import AugmentConfig, CachedPair, Sample, load_pairs, make_sample, split_pairs
-from .losses import info_nce
+from .dense_data import DenseAugmentConfig, DenseSample, make_dense_sample
+from .losses import correlation_loss, hard_negative_nce, info_nce, warp_map
 
 
 @dataclass
@@ -43,12 +49,24 @@ class Stage2Config:
     # on the validation split after training (best SR, then lowest median registration error).
     prior_skip_candidates: tuple = (0.0, 0.5, 0.7, 0.85)
     val_fraction: float = 0.1  # held out from pairs_dir by id hash (never the test split)
-    val_limit: int = 16
+    val_limit: int = 24
     checkpoint_every: int = 500
     seed: int = 0
     threads: int = 1  # torch CPU threads: fixed, so runs reproduce (float reductions depend on the split)
     device: str = "cpu"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # "points": InfoNCE over corresponding points (the paper's loss). "dense": for models whose maps drive
+    # the search and templates: InfoNCE + same-image hard negatives + translation-correlation losses.
+    objective: str = "points"
+    dense_augment: DenseAugmentConfig = field(default_factory=DenseAugmentConfig)
+    corr_weight: float = 1.0  # weight of the two correlation losses
+    point_weight: float = 1.0  # weight of InfoNCE + hard negatives in the dense objective
+    corr_temperature: float = 0.05
+    global_radius_cells: int = 12  # shifts of the crop-wide correlation, in 2 px cells (+-24 px)
+    local_template_px: int = 33  # the guided stage's template (GuidedConfig.template_px)
+    local_radius_px: int = 8  # and its search radius
+    local_templates: int = 16
+    hard_negatives: int = 4  # per point, 4-32 px from it in the optical map
 
 
 @dataclass
@@ -75,11 +93,70 @@ def sample_loss(net: PromptMIDNet, s: Sample, temperature: float, device: torch.
     cls = torch.tensor([land_use_index(s.land_use)], device=device)
     ds = net.sar(xs, [s.land_use], cls, ps.to(device) if ps is not None else None)
     do = net.optical(xo, po.to(device) if po is not None else None)
-    st = net.cfg.out_stride
+    st = map_stride(net.cfg)
     a = sample_descriptors(ds, torch.from_numpy(s.sar_points)[None].to(device), st)[0]
     b = sample_descriptors(do, torch.from_numpy(s.optical_points)[None].to(device), st)[0]
     pts = torch.from_numpy(s.sar_points).to(device)
     return info_nce(a, b, temperature, torch.cdist(pts, pts) < neg_radius_px)
+
+
+def dense_sample_loss(net: PromptMIDNet, s: DenseSample, cfg: Stage2Config, device: torch.device,
+                      rng: np.random.Generator) -> torch.Tensor:
+    """Losses for dense use on one sample: the SAR map is warped into the optical frame by the known map
+    (as the search warps it by a pose), then (1) crop-wide translation correlation on 2 px cells, (2) the
+    guided stage's templates at 1 px, (3) InfoNCE over points and (4) same-image hard negatives."""
+    xs, xo = branch_input(s.sar, net).to(device), branch_input(s.optical, net).to(device)
+    cls = torch.tensor([land_use_index(s.land_use)], device=device)
+    ds, do = net.sar(xs, [s.land_use], cls, None), net.optical(xo, None)
+    st = map_stride(net.cfg)
+    fs, fo = to_grid(ds, st, 1, s.sar.shape), to_grid(do, st, 1, s.optical.shape)[0]
+    h = torch.from_numpy(s.sar_to_optical)
+    fs_w, inside = warp_map(fs, h, s.optical.shape)
+    vs_w, _ = warp_map(torch.from_numpy(s.sar.valid.astype(np.float32))[None, None].to(device), h, s.optical.shape)
+    both = (vs_w[0] > 0.999) & inside.to(device) & torch.from_numpy(s.optical.valid).to(device)
+    if net.cfg.cfog_residual:  # CFOG's orientation bins turn with the pose, as the search turns them
+        cfog = CfogConfig()
+        fs_w = rotate_channels(fs_w[None], [rotation_of(s.sar_to_optical)], cfog.n_orientations, 180.0)[0]
+    # channel means removed over the common area, as the search does
+    fs_w, fo = _centred(fs_w, both), _centred(fo, torch.from_numpy(s.optical.valid).to(device))
+
+    r = cfg.global_radius_cells
+    f2 = F.avg_pool2d(torch.stack([fs_w, fo]), 2)
+    b2 = F.avg_pool2d(both[None, None].float(), 2)[0, 0] > 0.99
+    glob = correlation_loss(f2[0][None, :, r:-r, r:-r], b2[None, r:-r, r:-r].float(), f2[1][None], cfg.corr_temperature)
+
+    t2, lr_ = cfg.local_template_px // 2, cfg.local_radius_px
+    m = t2 + lr_
+    hh, ww = s.optical.shape
+    q = np.round(s.optical_points).astype(int)
+    ok = (q[:, 0] >= m) & (q[:, 0] < ww - m) & (q[:, 1] >= m) & (q[:, 1] < hh - m)
+    losses = [glob]
+    if ok.any():
+        q = q[ok][rng.permutation(int(ok.sum()))[: cfg.local_templates]]
+        tmpl = torch.stack([fs_w[:, y - t2:y + t2 + 1, x - t2:x + t2 + 1] for x, y in q])
+        tmask = torch.stack([both[y - t2:y + t2 + 1, x - t2:x + t2 + 1] for x, y in q]).float()
+        srch = torch.stack([fo[:, y - m:y + m + 1, x - m:x + m + 1] for x, y in q])
+        losses.append(correlation_loss(tmpl, tmask, srch, cfg.corr_temperature))
+    corr = torch.stack(losses).mean()
+
+    sp, op = torch.from_numpy(s.sar_points).to(device), torch.from_numpy(s.optical_points).to(device)
+    a = sample_descriptors(ds, sp[None], st)[0]
+    b = sample_descriptors(do, op[None], st)[0]
+    nce = info_nce(a, b, cfg.temperature, torch.cdist(sp, sp) < cfg.neg_radius_px)
+    k = cfg.hard_negatives
+    if k:
+        ang = rng.uniform(0, 2 * np.pi, (len(op), k))
+        dist = rng.uniform(4, 32, (len(op), k))
+        off = torch.from_numpy(np.stack([np.cos(ang) * dist, np.sin(ang) * dist], -1).astype(np.float32)).to(device)
+        neg = (op[:, None] + off).clamp(0, min(hh, ww) - 1).reshape(1, -1, 2)
+        nce = nce + hard_negative_nce(a, b, sample_descriptors(do, neg, st)[0].reshape(len(op), k, -1), cfg.temperature)
+    return cfg.point_weight * nce + cfg.corr_weight * corr
+
+
+def _centred(f: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    v = valid.float()
+    mean = (f * v).sum(dim=(1, 2), keepdim=True) / v.sum().clamp(min=1.0)
+    return (f - mean) * v
 
 
 def checkpoint_dir(out_path: str) -> str:
@@ -95,7 +172,23 @@ def _state_path(out_path: str) -> str:
 def _run_key(cfg: "Stage2Config") -> dict:
     """What must match for a saved state to be resumed (anything else is a different run)."""
     d = asdict(cfg)
-    return {k: d[k] for k in ("pairs_dir", "steps", "batch", "lr", "seed", "temperature", "augment") if k in d}
+    keys = ("pairs_dir", "steps", "batch", "lr", "seed", "temperature", "augment", "objective", "dense_augment", "corr_weight", "point_weight",
+            "val_fraction")
+    return {k: d[k] for k in keys if k in d}
+
+
+def _one_loss(net: PromptMIDNet, pairs: list[CachedPair], rng: np.random.Generator, cfg: Stage2Config,
+              device: torch.device) -> torch.Tensor:
+    while True:
+        pair = pairs[int(rng.integers(len(pairs)))]
+        if cfg.objective == "dense":
+            sample = make_dense_sample(pair, rng, cfg.dense_augment)
+            if sample is not None:
+                return dense_sample_loss(net, sample, cfg, device, rng)
+        else:
+            sample = make_sample(pair, rng, cfg.augment)
+            if sample is not None:
+                return sample_loss(net, sample, cfg.temperature, device, cfg.neg_radius_px)
 
 
 def validate(net: PromptMIDNet, pairs_dir: str, ids: list[str], engine_cfg: EngineConfig, device: str) -> dict:
@@ -182,10 +275,7 @@ def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[Engi
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(cfg.batch):
-            sample = None
-            while sample is None:
-                sample = make_sample(pairs[int(rng.integers(len(pairs)))], rng, cfg.augment)
-            loss = sample_loss(net, sample, cfg.temperature, device, cfg.neg_radius_px) / cfg.batch
+            loss = _one_loss(net, pairs, rng, cfg, device) / cfg.batch
             loss.backward()
             total += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(params, 5.0)
