@@ -73,8 +73,9 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="default", choices=available_engines(),
-                   help="descriptor engine: default (= lite, the shipped CPU model), lite, promptmid (full; needs --model-dir), "
-                        "classical, area (no descriptor), sift (peer)")
+                   help="descriptor engine: default (= lite, the shipped CPU model), lite, dense (lite model whose learned "
+                        "maps drive search and templates), promptmid (full; needs --model-dir), classical, area (no descriptor), "
+                        "sift (peer)")
     p.add_argument("--model-dir", default=None, help="foundation weights for the full engine (default: $PROMPTMID_MODEL_DIR)")
     p.add_argument("--weights", default=None, help="lite checkpoint (default: the shipped one)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -151,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="--objective dense: weight of the point losses (InfoNCE, hard negatives) beside the correlation losses")
     td.add_argument("--val-fraction", type=float, default=0.1,
                     help="share of the pairs' scene groups held out for validation (by hash: stable)")
+    td.add_argument("--dense-maps", choices=["residual", "free"], default="residual",
+                    help="--objective dense: a learned correction of the CFOG channels (starts at CFOG) or free 16-D maps")
     td.add_argument("--size", choices=["small", "base"], default="small", help="lite model size for --objective dense")
     td.add_argument("--no-resume", action="store_true", help="start over even if a training state exists")
     td.add_argument("--card", default=None, help="write a model card (Markdown) here")

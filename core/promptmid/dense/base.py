@@ -19,7 +19,7 @@ class DenseMap:
     pixel x sits at cell coordinate (x + 0.5) / stride - 0.5. ``valid`` (h, w) marks cells with data.
     ``orientation_period`` > 0 says the channels are ``n_orientations`` equally spaced orientation bins
     over that many degrees (repeated per scale), so a rotation of the image cyclically shifts them; the
-    search uses it to compensate the channels of a rotated map. 0 = no such structure (learned maps).
+    search uses it to compensate the channels of a rotated map. 0 = no such structure (free learned maps).
     """
 
     features: torch.Tensor
@@ -27,6 +27,7 @@ class DenseMap:
     stride: int = 1
     n_orientations: int = 0
     orientation_period: float = 0.0
+    learned: bool = False  # from a network: smoother, higher-valued correlation peaks than handcrafted maps
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -36,6 +36,6 @@ class LearnedFeaturizer:
         valid = torch.from_numpy(image.valid.copy())
         # a CFOG residual keeps CFOG's orientation bins, which the search turns with the pose
         n_orient, period = (CfogConfig().n_orientations, 180.0) if cfg.cfog_residual else (0, 0.0)
-        out = DenseMap(f * valid, valid, 1, n_orient, period)
+        out = DenseMap(f * valid, valid, 1, n_orient, period, learned=True)
         image.cache[key] = out
         return out

@@ -2,6 +2,8 @@
 
 - ``default``: the shipped CPU model (``lite``); the name users and the plugin pick by default.
 - ``lite``: compact PromptMID variant from a checkpoint (shipped in ``resources/models``).
+- ``dense``: the lite model trained for dense use (translation-correlation loss): its maps drive the
+  search and the templates (shipped beside it; not the default until it beats ``area`` on the benchmark).
 - ``promptmid``: the full model (SD 1.5 + ControlNet, DINOv2, VGG19) from the model directory.
 - ``classical``: RIFT-style phase-congruency descriptor; needs no weights.
 - ``area``: no descriptor at all: global search + dense template tie points only (shows in the benchmark
@@ -24,20 +26,21 @@ from .classical import ClassicalDescriber
 
 LITE_FILENAME = "promptmid-lite.safetensors"
 LITE_ENV_VAR = "PROMPTMID_LITE_WEIGHTS"
+DENSE_FILENAME = "promptmid-dense.safetensors"
 
 
-def shipped_lite_checkpoint() -> str:
-    """The shipped lite weights: $PROMPTMID_LITE_WEIGHTS, else ``resources/models`` of the repository or of
-    the plugin bundle (both sit next to the engine package's parent folder)."""
+def shipped_lite_checkpoint(filename: str = LITE_FILENAME) -> str:
+    """Shipped lite weights: $PROMPTMID_LITE_WEIGHTS (the default model only), else ``resources/models`` of
+    the repository or of the plugin bundle (both sit next to the engine package's parent folder)."""
     env = os.environ.get(LITE_ENV_VAR)
-    if env:
+    if env and filename == LITE_FILENAME:
         return env
     here = Path(__file__).resolve().parents[1]  # .../promptmid
     for root in (here.parents[1], here.parents[0], here):  # repo root (core/..), bundle root, package
-        cand = root / "resources" / "models" / LITE_FILENAME
+        cand = root / "resources" / "models" / filename
         if cand.is_file():
             return str(cand)
-    return str(here.parents[1] / "resources" / "models" / LITE_FILENAME)
+    return str(here.parents[1] / "resources" / "models" / filename)
 
 
 def resolve_device(device: Optional[str]) -> str:
@@ -48,14 +51,16 @@ def resolve_device(device: Optional[str]) -> str:
     return device
 
 
-def _lite(weights: Optional[str] = None, device: Optional[str] = None, **_: object) -> Describer:
+def _lite(weights: Optional[str] = None, device: Optional[str] = None, filename: str = LITE_FILENAME,
+          name: str = "lite", **_: object) -> Describer:
     from ..models.checkpoint import load_checkpoint
     from ..models.network import PromptMIDNet
     from .learned import LearnedDescriber
 
-    path = weights or shipped_lite_checkpoint()
+    path = weights or shipped_lite_checkpoint(filename)
     if not os.path.isfile(path):
-        raise ModelMissingError(f"The default (lite) model is missing: {path}. Reinstall the plugin, run `make train-default`, "
+        target = "train-default" if filename == LITE_FILENAME else "train-dense"
+        raise ModelMissingError(f"The {name} model is missing: {path}. Reinstall the plugin, run `make {target}`, "
                                 "or choose the classical engine.")
     cfg, state, _meta = load_checkpoint(path)
     net = PromptMIDNet(cfg)
@@ -63,7 +68,7 @@ def _lite(weights: Optional[str] = None, device: Optional[str] = None, **_: obje
         net.load_trainable(state)
     except KeyError as exc:
         raise ModelMissingError(f"{os.path.basename(path)} does not match its config: {exc}") from None
-    return LearnedDescriber(net, "lite", resolve_device(device))
+    return LearnedDescriber(net, name, resolve_device(device))
 
 
 def _full(model_dir: Optional[str] = None, device: Optional[str] = None, **_: object) -> Describer:
@@ -77,6 +82,7 @@ def _full(model_dir: Optional[str] = None, device: Optional[str] = None, **_: ob
 _FACTORIES: dict[str, Callable[..., Describer]] = {
     "default": _lite,
     "lite": _lite,
+    "dense": lambda **kw: _lite(**{**kw, "filename": DENSE_FILENAME, "name": "dense"}),
     "promptmid": _full,
     "classical": lambda **_: ClassicalDescriber(),
     "sift": lambda **_: _sift(),

@@ -11,7 +11,8 @@ from ..progress import Progress
 from .data import AugmentConfig
 
 
-def stage2_network(profile: str, model_dir: Optional[str], device: str, objective: str = "points", size: str = "small"):
+def stage2_network(profile: str, model_dir: Optional[str], device: str, objective: str = "points", size: str = "small",
+                   dense_maps: str = "residual"):
     """The untrained network stage 2 starts from: the full model from the model directory (its config
     follows the weights there), or a fresh lite model (for dense use: ``dense_config(size)``)."""
     if profile == "full":
@@ -21,7 +22,7 @@ def stage2_network(profile: str, model_dir: Optional[str], device: str, objectiv
     from ..models.network import ModelConfig, PromptMIDNet, dense_config
 
     if objective == "dense":
-        return PromptMIDNet(dense_config(size))
+        return PromptMIDNet(dense_config(size, residual=dense_maps == "residual"))
     return PromptMIDNet(ModelConfig(profile="lite", out_stride=4, prior_passthrough=True))
 
 
@@ -38,7 +39,7 @@ def run_train(args: argparse.Namespace, progress: Progress) -> int:
     from .stage2 import seed_everything
 
     seed_everything(args.seed)  # before the network is built: its initial weights are part of the recipe
-    net = stage2_network(args.profile, args.model_dir, args.device, args.objective, args.size)
+    net = stage2_network(args.profile, args.model_dir, args.device, args.objective, args.size, args.dense_maps)
     cfg = Stage2Config(pairs_dir=args.pairs_dir, out_path=args.out, steps=args.steps, batch=args.batch, lr=args.lr,
                        seed=args.seed, device=args.device, augment=AugmentConfig(crop=args.crop), objective=args.objective,
                        val_fraction=args.val_fraction, point_weight=args.point_weight)
