@@ -45,6 +45,20 @@ def _augmentation(cfg: Stage2Config) -> str:
             f"jittered +-{a.jitter_px} px; crops of {a.crop} px on the 512 px work grid.")
 
 
+def _dense_settings(cfg: Stage2Config) -> str:
+    if cfg.objective != "dense":
+        return ""
+    return (f"- Dense objective: correlation weight {cfg.corr_weight} (temperature {cfg.corr_temperature}, +-{cfg.global_radius_cells} "
+            f"2 px cells; {cfg.local_templates} templates of {cfg.local_template_px} px over +-{cfg.local_radius_px} px), "
+            f"point weight {cfg.point_weight} ({cfg.hard_negatives} hard negatives per point).\n")
+
+
+def _curve(losses: list) -> str:
+    if not losses:
+        return "n/a"
+    return ", ".join(f"{sum(losses[i:i + 250]) / len(losses[i:i + 250]):.2f}" for i in range(0, len(losses), 250))
+
+
 def write_model_card(path: str, cfg: Stage2Config, state: TrainState, model_json: str, n_train: int, n_val: int) -> None:
     val = state.validation or {}
     text = f"""# PromptMID-lite {"dense model" if cfg.objective == "dense" else "descriptor"}
@@ -62,6 +76,7 @@ def write_model_card(path: str, cfg: Stage2Config, state: TrainState, model_json
   {cfg.weight_decay}, temperature {cfg.temperature}, seed {cfg.seed}.
 - {state.seconds / 60:.1f} min on {torch.get_num_threads()} CPU threads ({platform.processor() or platform.machine()}), torch {torch.__version__}.
 - Final training loss (mean of last 50 steps): {sum(state.losses[-50:]) / max(len(state.losses[-50:]), 1):.3f}.
+{_dense_settings(cfg)}- Training loss curve (mean per 250 steps): {_curve(state.losses)}.
 
 ## Validation (held-out train pairs, paper protocol)
 ```
