@@ -58,6 +58,8 @@ def collect(pairs_dir: str, engine: str, limit: int | None, seed: int, every: di
                              max_expected_error_px=math.inf, min_peak_ratio=0.0, min_search_score=-1.0)
     cfg = replace(EngineConfig(engine=engine), verdict=open_cfg, verdict_georef=open_cfg)
     describer = get_describer(engine)
+    if getattr(describer, "verdict", None) is not None:
+        describer.verdict = None  # a model's own calibrated thresholds would override the open ones
     rows = []
     for protocol in ("paper", "georef"):
         def log(r, protocol=protocol):
@@ -127,6 +129,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1, help="protocol seed (not the benchmark's 0, to keep them apart)")
     ap.add_argument("--out", default="bench/results/verdict_calibration.json")
     ap.add_argument("--reuse", action="store_true", help="re-choose thresholds from the rows stored in --out")
+    ap.add_argument("--write-model", default=None,
+                    help="also store the thresholds in this model's sidecar (.json): the engine then uses them for it")
     args = ap.parse_args()
     if os.path.basename(os.path.normpath(args.pairs_dir)) == "test":
         ap.error("calibrate on the train split, never on test")
@@ -146,6 +150,16 @@ def main() -> int:
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump({"engine": args.engine, **result, "rows": rows}, fh, indent=1, default=lambda o: None)
     print(json.dumps(result, indent=1, default=str))
+    if args.write_model:
+        from promptmid.models.checkpoint import sidecar
+
+        path = sidecar(args.write_model)
+        info = json.load(open(path, encoding="utf-8"))
+        info.setdefault("meta", {})["verdict"] = {p: result[p]["thresholds"] for p in ("paper", "georef")}
+        info["meta"]["verdict_calibration"] = {"pairs_dir": args.pairs_dir, "seed": args.seed,
+                                               **{p: result[p]["counts"] for p in ("paper", "georef")}}
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(info, fh, indent=2)
     return 0
 
 

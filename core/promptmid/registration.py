@@ -26,7 +26,7 @@ from .keypoints.pcfast import detect_pcfast
 from .matching import mutual_nearest_neighbours
 from .progress import Progress
 from .search import SearchResult, global_search
-from .verdict import Verdict, gather_evidence, judge
+from .verdict import Verdict, VerdictConfig, gather_evidence, judge
 
 
 @dataclass
@@ -81,6 +81,15 @@ def dense_featurizer(describer: Optional[Describer], cfg: EngineConfig) -> Dense
     return (learned() if learned is not None else None) or CfogFeaturizer(cfg.dense)
 
 
+def verdict_config(describer: Optional[Describer], cfg: EngineConfig) -> VerdictConfig:
+    """The thresholds calibrated for the describer's model when it carries them, else the engine's; for the
+    search mode in use (full, or near the georeference)."""
+    own = getattr(describer, "verdict", None)
+    if own is not None:
+        return own[1] if cfg.search.near_georef else own[0]
+    return cfg.verdict_georef if cfg.search.near_georef else cfg.verdict
+
+
 def match_prepared(
     optical: PreparedImage,
     sar: PreparedImage,
@@ -129,7 +138,7 @@ def match_prepared(
     fit = fit_transform(ties.sar, ties.optical, cfg.fit) if len(ties) else None
     # Agreement is judged on pass 1 (pass 2 agrees with it by construction), accuracy on the final fit.
     evidence = gather_evidence(pass1, first, ties, fit, sar.valid, h, found.peak_ratio, found.best.score)
-    verdict = judge(evidence, cfg.verdict_georef if cfg.search.near_georef else cfg.verdict)
+    verdict = judge(evidence, verdict_config(describer, cfg))
     t["fit_verdict"] = time.perf_counter() - t0
     progress.report(1.0, f"{len(ties)} tie points, {fit.n_inliers if fit else 0} inliers: {verdict.verdict}")
     return _as_pair_match(ties, fit, t, found, verdict)

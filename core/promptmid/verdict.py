@@ -10,7 +10,7 @@ split (``scripts/calibrate_verdict.py``); the test split is never used for them.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Optional
 
 import cv2
@@ -41,6 +41,19 @@ class VerdictConfig:
     max_expected_error_px: float = 1.0  # expected error of the transform at corners / centre (work px)
     min_peak_ratio: float = 1.36  # global peak / best pose elsewhere (1 = ambiguous)
     min_search_score: float = 0.228  # normalised correlation of the global peak
+
+
+def model_verdict(calibrated: dict) -> tuple[VerdictConfig, VerdictConfig]:
+    """(full search, near georeference) thresholds calibrated for one model (``make calibrate`` output as
+    stored in the model's sidecar: ``{"paper": {field: value}, "georef": {...}}``). A field the calibration
+    left open (None) keeps the engine-wide default, which is never looser."""
+
+    def merged(base: VerdictConfig, th: dict) -> VerdictConfig:
+        known = {f.name: f.type for f in fields(VerdictConfig)}
+        kept = {k: (int(round(v)) if k == "min_inliers_registered" else float(v)) for k, v in th.items() if k in known and v is not None}
+        return replace(base, **kept)
+
+    return merged(VerdictConfig(), calibrated.get("paper", {})), merged(georef_verdict(), calibrated.get("georef", {}))
 
 
 def georef_verdict() -> VerdictConfig:

@@ -67,3 +67,24 @@ def test_gather_evidence_measures_spread_and_agreement():
     assert ev.n_inliers == 81 and ev.inlier_ratio == 1.0
     assert ev.spread == pytest.approx(0.8 * 0.8 / 1.0, abs=0.02)  # hull of 10..90 in a 100 x 100 image
     assert ev.agreement_px == pytest.approx(2.0)  # the fit moves everything 2 px more than the prior
+
+
+def test_a_model_calibrated_verdict_replaces_only_what_its_calibration_chose():
+    from promptmid.config import EngineConfig
+    from promptmid.registration import verdict_config
+    from promptmid.search import georef_search
+    from promptmid.verdict import VerdictConfig, georef_verdict, model_verdict
+
+    full, near = model_verdict({"paper": {"min_inliers_registered": 30.000001, "min_spread": None, "max_agreement_px": 2.5},
+                                "georef": {"min_spread": 0.4}})
+    assert full.min_inliers_registered == 30 and full.max_agreement_px == 2.5
+    assert full.min_spread == VerdictConfig().min_spread  # left open by the calibration: the default, never looser
+    assert near.min_spread == 0.4 and near.max_agreement_px == georef_verdict().max_agreement_px
+
+    class Calibrated:
+        verdict = (full, near)
+
+    cfg = EngineConfig()
+    assert verdict_config(Calibrated(), cfg) is full
+    assert verdict_config(Calibrated(), EngineConfig(search=georef_search(cfg.search))) is near
+    assert verdict_config(None, cfg) is cfg.verdict

@@ -63,6 +63,9 @@ class LearnedDescriber:
     def __init__(self, net: PromptMIDNet, name: str, device: Optional[str] = None) -> None:
         self.net = net.eval()
         self.name = name
+        # (full search, near georeference) verdict thresholds calibrated for this model, when its checkpoint
+        # carries them; None: the engine-wide ones
+        self.verdict: Optional[tuple] = None
         self.device = torch.device(device or "cpu")
         self.net.to(self.device)
 

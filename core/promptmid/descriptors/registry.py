@@ -62,13 +62,18 @@ def _lite(weights: Optional[str] = None, device: Optional[str] = None, filename:
         target = "train-default" if filename == LITE_FILENAME else "train-dense"
         raise ModelMissingError(f"The {name} model is missing: {path}. Reinstall the plugin, run `make {target}`, "
                                 "or choose the classical engine.")
-    cfg, state, _meta = load_checkpoint(path)
+    cfg, state, meta = load_checkpoint(path)
     net = PromptMIDNet(cfg)
     try:
         net.load_trainable(state)
     except KeyError as exc:
         raise ModelMissingError(f"{os.path.basename(path)} does not match its config: {exc}") from None
-    return LearnedDescriber(net, name, resolve_device(device))
+    describer = LearnedDescriber(net, name, resolve_device(device))
+    if meta.get("verdict"):
+        from ..verdict import model_verdict
+
+        describer.verdict = model_verdict(meta["verdict"])
+    return describer
 
 
 def _full(model_dir: Optional[str] = None, device: Optional[str] = None, **_: object) -> Describer:
