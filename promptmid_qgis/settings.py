@@ -7,8 +7,10 @@ from dataclasses import dataclass, fields
 from qgis.core import QgsSettings
 
 PREFIX = "PromptMID/"
-ENGINES = ("default", "promptmid", "classical")
-ENGINE_LABELS = {"default": "Default (shipped CPU model)", "promptmid": "Full PromptMID (foundation weights)", "classical": "Classical (no weights)"}
+# Appended, never reordered: Processing models and batch runs store the engine as an index.
+ENGINES = ("default", "promptmid", "classical", "dense")
+ENGINE_LABELS = {"default": "Default (shipped CPU model)", "promptmid": "Full PromptMID (foundation weights)", "classical": "Classical (no weights)",
+                 "dense": "Dense maps (learned; best for SAR without georeference)"}
 DEVICES = ("auto", "cpu", "cuda")
 TRANSFORMS = ("affine", "poly2", "tps")
 TRANSFORM_LABELS = {"affine": "Affine (polynomial 1)", "poly2": "Polynomial 2", "tps": "Thin-plate spline"}
