@@ -5,7 +5,7 @@ DATA ?= ../shared/data/optical-sar
 OUT ?= out
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install demo test bench peers clean train-default train-dense package screenshots calibrate
+.PHONY: install demo test bench peers clean train-default train-dense package screenshots calibrate calibrate-dense
 
 install:
 	bash scripts/install.sh
@@ -32,6 +32,11 @@ clean:
 # core/promptmid/verdict.py are copied from bench/results/verdict_calibration.json.
 calibrate:
 	$(PY) scripts/calibrate_verdict.py $(DATA)/train --engine default --out bench/results/verdict_calibration.json
+
+# The dense model's own verdict thresholds (train only; ~10 min), stored in its .json (the engine uses them).
+calibrate-dense:
+	$(PY) scripts/calibrate_verdict.py $(DATA)/train --engine dense --out bench/results/verdict_calibration_dense.json \
+		--write-model resources/models/promptmid-dense.safetensors
 
 # Trains the shipped CPU model from the train split only (seeded; ~40 min on 2 cores).
 train-default:

@@ -33,6 +33,18 @@ CHECKS = [
     ("search_score", "min_search_score", +1),
 ]
 GOOD_PX, BAD_PX = 3.0, 5.0
+# Sentinel-1 GRD pairs (s1s2_*) carry terrain offsets of several px in their own "truth" (data README;
+# -10 px in the mountains of s1s2_004): a fit 5-8 px from it may be right, so with --s1s2-ambiguous such
+# rows are neither right nor wrong and do not steer the thresholds. Measured and NOT used for the shipped
+# thresholds: for the dense model it loosened the georef set (agreement <= 7.4 px, 18 of 18 right fits on
+# train) and let 14 of 86 claims through more than 5 px wrong on test, 10 of them 3MOS RCM pairs whose truth
+# is clean: the 42-pair georef sample had too few wrong fits (7) to place the cut.
+AMBIGUOUS_S1S2_PX = 8.0
+
+
+def ambiguous(r: dict) -> bool:
+    e = r["fit_err_px"]
+    return r["pair_id"].startswith("s1s2") and e is not None and BAD_PX < float(e) <= AMBIGUOUS_S1S2_PX
 
 
 def subset(pairs_dir: str, every: int, tmp: str) -> str:
@@ -129,6 +141,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1, help="protocol seed (not the benchmark's 0, to keep them apart)")
     ap.add_argument("--out", default="bench/results/verdict_calibration.json")
     ap.add_argument("--reuse", action="store_true", help="re-choose thresholds from the rows stored in --out")
+    ap.add_argument("--s1s2-ambiguous", action="store_true",
+                    help="leave Sentinel-1 fits 5-8 px from their terrain-offset truth out of the choice (see AMBIGUOUS_S1S2_PX)")
     ap.add_argument("--write-model", default=None,
                     help="also store the thresholds in this model's sidecar (.json): the engine then uses them for it")
     args = ap.parse_args()
@@ -144,7 +158,8 @@ def main() -> int:
     # differ in how many far poses compete, so their evidence reads differently.
     result = {}
     for protocol in ("paper", "georef"):
-        th, counts = choose([r for r in rows if r["protocol"] == protocol], asdict(VerdictConfig()))
+        chosen_on = [r for r in rows if r["protocol"] == protocol and not (args.s1s2_ambiguous and ambiguous(r))]
+        th, counts = choose(chosen_on, asdict(VerdictConfig()))
         result[protocol] = {"thresholds": {k: (None if not math.isfinite(v) else v) for k, v in th.items()}, "counts": counts}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as fh:
@@ -156,7 +171,7 @@ def main() -> int:
         path = sidecar(args.write_model)
         info = json.load(open(path, encoding="utf-8"))
         info.setdefault("meta", {})["verdict"] = {p: result[p]["thresholds"] for p in ("paper", "georef")}
-        info["meta"]["verdict_calibration"] = {"pairs_dir": args.pairs_dir, "seed": args.seed,
+        info["meta"]["verdict_calibration"] = {"pairs_dir": args.pairs_dir, "seed": args.seed, "s1s2_ambiguous": args.s1s2_ambiguous,
                                                **{p: result[p]["counts"] for p in ("paper", "georef")}}
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(info, fh, indent=2)

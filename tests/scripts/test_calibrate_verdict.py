@@ -1,0 +1,31 @@
+"""The verdict calibration's choice: tighten until no wrong fit passes; Sentinel-1 fits a few px from a
+terrain-offset truth can be left out of it."""
+
+import importlib.util
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+from promptmid.verdict import VerdictConfig
+
+_spec = importlib.util.spec_from_file_location("calibrate_verdict", Path(__file__).resolve().parents[2] / "scripts" / "calibrate_verdict.py")
+calibrate = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(calibrate)
+
+
+def _row(pair_id: str, err: float, inliers: int, agreement: float) -> dict:
+    return {"protocol": "georef", "pair_id": pair_id, "fit_err_px": err, "n_inliers": inliers, "inlier_ratio": 0.9,
+            "spread": 0.6, "agreement_px": agreement, "expected_error_px": 0.2, "peak_ratio": 1.5, "search_score": 0.4}
+
+
+def test_no_wrong_fit_passes_and_ambiguous_sentinel1_rows_can_be_left_out():
+    rows = [_row("3mos_a", 1.0, 120, 1.0), _row("3mos_b", 2.0, 90, 2.0), _row("3mos_c", 12.0, 40, 9.0),
+            _row("s1s2_001", 6.0, 150, 1.5)]  # right-looking evidence, 6 px from a truth with terrain offsets
+    th, counts = calibrate.choose(rows, asdict(VerdictConfig()))
+    assert counts["wrong_claimed"] == 0 and counts["right_claimed"] < 2  # the s1s2 row forces a cut through the right ones
+    kept = [r for r in rows if not calibrate.ambiguous(r)]
+    assert [r["pair_id"] for r in rows if calibrate.ambiguous(r)] == ["s1s2_001"]
+    th, counts = calibrate.choose(kept, asdict(VerdictConfig()))
+    assert counts == {"pairs": 3, "right_le_3px": 2, "wrong_gt_5px": 1, "right_claimed": 2, "wrong_claimed": 0, "claimed": 2}
+    assert not calibrate.ambiguous(_row("s1s2_002", 9.0, 150, 1.5)) and not calibrate.ambiguous(_row("3mos_d", 6.0, 150, 1.5))
+    assert math.isfinite(th["max_agreement_px"]) or math.isfinite(th["min_inliers_registered"])
