@@ -77,8 +77,10 @@ def warp_dense(sar: DenseMap, h: np.ndarray, out_shape: tuple[int, int]) -> tupl
     ys, xs = torch.meshgrid(torch.arange(ho, dtype=torch.float64), torch.arange(wo, dtype=torch.float64), indexing="ij")
     pts = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ torch.from_numpy(np.linalg.inv(h)).T
     grid = torch.stack([(pts[..., 0] + 0.5) / ws * 2 - 1, (pts[..., 1] + 0.5) / hs * 2 - 1], -1).float()[None]
+    grid = grid.to(sar.features.device)  # training warps maps that live on its device (differentiably)
     f = F.grid_sample(sar.features.float()[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    v = F.grid_sample(sar.valid.float()[None, None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0] > 0.999
+    valid = sar.valid.to(sar.features.device).float()[None, None]
+    v = F.grid_sample(valid, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0, 0] > 0.999
     if sar.n_orientations:
         f = rotate_channels(f, [rotation_of(h)], sar.n_orientations, sar.orientation_period)
     return f[0] * v, v

@@ -111,7 +111,7 @@ def match_prepared(
     t["search"] = time.perf_counter() - t0
     if found.best is None:
         none = TiePoints.empty()
-        verdict = judge(gather_evidence(none, None, none, None, sar.valid, None, 0.0, 0.0), cfg.verdict)
+        verdict = judge(gather_evidence(none, None, none, None, sar.valid, None, 0.0, 0.0), verdict_config(describer, cfg))
         verdict.reason = "no pose of the SAR image overlaps the optical image enough to compare them"
         return _as_pair_match(TiePoints.empty(), None, t, found, verdict)
     h = found.best.matrix(sar.shape)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .dense.base import DenseMap, rotate_channels
-from .dense.correlation import fft_len, peak_offset
+from .dense.correlation import centred, fft_len, peak_offset
 from .progress import Progress
 
 
@@ -174,8 +174,8 @@ class _Level:
         fs, vs = _pool(sar, k)
         # Centre each channel over its valid cells: correlation then measures co-variation of structure,
         # not the shared positive offset of magnitude-like channels.
-        self.fo = _centre(fo, vo)
-        self.fs = _centre(fs, vs)
+        self.fo = centred(fo, vo)
+        self.fs = centred(fs, vs)
         self.vo, self.vs = vo, vs
         self.n_orient, self.period = sar.n_orientations, sar.orientation_period
         ho, wo = vo.shape
@@ -296,8 +296,8 @@ class _FineLevel:
         self.stride = optical.stride * k
         fo, vo = _pool(optical, k)
         fs, vs = _pool(sar, k)
-        self.fo, self.vo = _centre(fo, vo), vo
-        self.fs, self.vs = _centre(fs, vs), vs
+        self.fo, self.vo = centred(fo, vo), vo
+        self.fs, self.vs = centred(fs, vs), vs
         self.n_orient, self.period = sar.n_orientations, sar.orientation_period
 
     def _warp(self, hyps: list[Hypothesis]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -378,8 +378,3 @@ class _FineLevel:
 def _signed(i: int, n: int) -> float:
     return float(i - n) if i > n // 2 else float(i)
 
-
-def _centre(f: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    n = v.sum().clamp(min=1.0)
-    mean = (f * v).sum(dim=(1, 2), keepdim=True) / n
-    return (f - mean) * v

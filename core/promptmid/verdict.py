@@ -49,7 +49,7 @@ def model_verdict(calibrated: dict) -> tuple[VerdictConfig, VerdictConfig]:
     left open (None) keeps the engine-wide default, which is never looser."""
 
     def merged(base: VerdictConfig, th: dict) -> VerdictConfig:
-        known = {f.name: f.type for f in fields(VerdictConfig)}
+        known = {f.name for f in fields(VerdictConfig)}
         kept = {k: (int(round(v)) if k == "min_inliers_registered" else float(v)) for k, v in th.items() if k in known and v is not None}
         return replace(base, **kept)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 
 def fft_len(n: int, even: bool = False) -> int:
@@ -39,3 +40,11 @@ def peak_offset(surface: np.ndarray, iy: int, ix: int) -> tuple[float, float]:
     dy = vertex(surface[iy - 1, ix], surface[iy, ix], surface[iy + 1, ix]) if 0 < iy < h - 1 else 0.0
     dx = vertex(surface[iy, ix - 1], surface[iy, ix], surface[iy, ix + 1]) if 0 < ix < w - 1 else 0.0
     return dy, dx
+
+
+def centred(f: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """(C, h, w) maps with each channel's mean over the valid cells removed, zero elsewhere: correlation then
+    measures co-variation of structure, not the shared offset of magnitude-like channels."""
+    v = valid.to(f.dtype)
+    mean = (f * v).sum(dim=(1, 2), keepdim=True) / v.sum().clamp(min=1.0)
+    return (f - mean) * v

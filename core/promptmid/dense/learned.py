@@ -13,7 +13,7 @@ import torch
 
 from ..descriptors.base import PreparedImage
 from ..models.msaa import to_grid
-from ..models.network import map_stride
+from ..models.network import ModelConfig, map_stride
 from .cfog import CfogConfig
 from .base import DenseMap
 
@@ -29,13 +29,17 @@ class LearnedFeaturizer:
         cached = image.cache.get(key)
         if cached is not None:
             return cached
-        cfg = self.describer.net.cfg
-        f = self.describer.dense(image).float()
-        h, w = image.shape
-        f = to_grid(f, map_stride(cfg), 1, (h, w))[0].cpu()
+        f = self.describer.dense(image).float().cpu()
         valid = torch.from_numpy(image.valid.copy())
-        # a CFOG residual keeps CFOG's orientation bins, which the search turns with the pose
-        n_orient, period = (CfogConfig().n_orientations, 180.0) if cfg.cfog_residual else (0, 0.0)
-        out = DenseMap(f * valid, valid, 1, n_orient, period, learned=True)
+        out = learned_map(f, valid, self.describer.net.cfg)
         image.cache[key] = out
         return out
+
+
+def learned_map(f: torch.Tensor, valid: torch.Tensor, cfg: ModelConfig) -> DenseMap:
+    """A branch's (1, D, h, w) output as a stride-1 DenseMap over ``valid`` (H, W), zero where there is no
+    data (differentiable: training warps it as the search does). A CFOG residual keeps CFOG's orientation
+    bins, which the search turns with the pose."""
+    f = to_grid(f, map_stride(cfg), 1, tuple(valid.shape))[0] * valid
+    n_orient, period = (CfogConfig().n_orientations, 180.0) if cfg.cfog_residual else (0, 0.0)
+    return DenseMap(f, valid, 1, n_orient, period, learned=True)

@@ -31,19 +31,6 @@ def hard_negative_nce(anchor: torch.Tensor, positive: torch.Tensor, negatives: t
     return F.cross_entropy(logits, torch.zeros(len(a), dtype=torch.long, device=a.device))
 
 
-def warp_map(f: torch.Tensor, h: torch.Tensor, out_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """A stride-1 map (1, D, H, W) resampled through ``h`` (3x3, source px -> target px) onto a target grid
-    of ``out_hw`` pixels (differentiable); returns the map and the mask of target pixels it covers."""
-    ho, wo = out_hw
-    _, _, hs, ws = f.shape
-    ys, xs = torch.meshgrid(torch.arange(ho, dtype=torch.float64), torch.arange(wo, dtype=torch.float64), indexing="ij")
-    pts = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ torch.linalg.inv(h.double()).T
-    grid = torch.stack([(pts[..., 0] + 0.5) / ws * 2 - 1, (pts[..., 1] + 0.5) / hs * 2 - 1], -1).float()[None]
-    out = F.grid_sample(f, grid.to(f.device), mode="bilinear", padding_mode="zeros", align_corners=False)
-    inside = (grid.abs() <= 1).all(-1)[0]
-    return out[0], inside
-
-
 def correlation_loss(template: torch.Tensor, tmask: torch.Tensor, search: torch.Tensor,
                      temperature: float = 0.05) -> torch.Tensor:
     """Translation-correlation loss: the normalised correlation (template and window as vectors) of a

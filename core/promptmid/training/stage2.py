@@ -22,16 +22,15 @@ from ..descriptors.learned import LearnedDescriber, branch_input, branch_prior, 
 from ..evaluation.protocol import ProtocolConfig, evaluate_pair
 from ..io.atomic import atomic_path
 from ..models.checkpoint import save_checkpoint
-from ..dense.base import rotate_channels
-from ..dense.cfog import CfogConfig
-from ..guided import rotation_of
-from ..models.msaa import to_grid
+from ..dense.correlation import centred
+from ..dense.learned import learned_map
+from ..guided import warp_dense
 from ..models.network import PromptMIDNet, map_stride, uses_prior
 from ..models.prompts import land_use_index
 from ..progress import Progress
 from .data import AugmentConfig, CachedPair, Sample, load_pairs, make_sample, split_pairs
 from .dense_data import DenseAugmentConfig, DenseSample, make_dense_sample
-from .losses import correlation_loss, hard_negative_nce, info_nce, warp_map
+from .losses import correlation_loss, hard_negative_nce, info_nce
 
 
 @dataclass
@@ -109,16 +108,13 @@ def dense_sample_loss(net: PromptMIDNet, s: DenseSample, cfg: Stage2Config, devi
     cls = torch.tensor([land_use_index(s.land_use)], device=device)
     ds, do = net.sar(xs, [s.land_use], cls, None), net.optical(xo, None)
     st = map_stride(net.cfg)
-    fs, fo = to_grid(ds, st, 1, s.sar.shape), to_grid(do, st, 1, s.optical.shape)[0]
-    h = torch.from_numpy(s.sar_to_optical)
-    fs_w, inside = warp_map(fs, h, s.optical.shape)
-    vs_w, _ = warp_map(torch.from_numpy(s.sar.valid.astype(np.float32))[None, None].to(device), h, s.optical.shape)
-    both = (vs_w[0] > 0.999) & inside.to(device) & torch.from_numpy(s.optical.valid).to(device)
-    if net.cfg.cfog_residual:  # CFOG's orientation bins turn with the pose, as the search turns them
-        cfog = CfogConfig()
-        fs_w = rotate_channels(fs_w[None], [rotation_of(s.sar_to_optical)], cfog.n_orientations, 180.0)[0]
+    vo = torch.from_numpy(s.optical.valid).to(device)
+    fo = learned_map(do, vo, net.cfg).features
+    # the SAR map into the optical frame through the known map, exactly as the guided stage warps it
+    fs_w, vs_w = warp_dense(learned_map(ds, torch.from_numpy(s.sar.valid).to(device), net.cfg), s.sar_to_optical, s.optical.shape)
+    both = vs_w & vo
     # channel means removed over the common area, as the search does
-    fs_w, fo = _centred(fs_w, both), _centred(fo, torch.from_numpy(s.optical.valid).to(device))
+    fs_w, fo = centred(fs_w, both), centred(fo, vo)
 
     r = cfg.global_radius_cells
     f2 = F.avg_pool2d(torch.stack([fs_w, fo]), 2)
@@ -151,12 +147,6 @@ def dense_sample_loss(net: PromptMIDNet, s: DenseSample, cfg: Stage2Config, devi
         neg = (op[:, None] + off).clamp(0, min(hh, ww) - 1).reshape(1, -1, 2)
         nce = nce + hard_negative_nce(a, b, sample_descriptors(do, neg, st)[0].reshape(len(op), k, -1), cfg.temperature)
     return cfg.point_weight * nce + cfg.corr_weight * corr
-
-
-def _centred(f: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    v = valid.float()
-    mean = (f * v).sum(dim=(1, 2), keepdim=True) / v.sum().clamp(min=1.0)
-    return (f - mean) * v
 
 
 def checkpoint_dir(out_path: str) -> str:

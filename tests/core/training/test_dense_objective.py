@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from promptmid.config import EngineConfig
 from promptmid.training.data import load_pairs
 from promptmid.training.dense_data import DenseAugmentConfig, make_dense_sample
-from promptmid.training.losses import correlation_loss, hard_negative_nce, warp_map
+from promptmid.training.losses import correlation_loss, hard_negative_nce
 
 PAIRS = ["3mos_SEN_rural_00", "s1s2_003"]
 
@@ -79,10 +79,13 @@ def test_dense_samples_map_the_sar_crop_onto_the_optical_crop(pairs):
         assert np.median(np.abs(full - crop)[inner]) < 0.02
 
 
-def test_warp_map_follows_the_matrix():
+def test_the_warp_training_uses_follows_the_matrix():
+    from promptmid.dense.base import DenseMap
+    from promptmid.guided import warp_dense
+
     f = torch.arange(20.0 * 20).reshape(1, 1, 20, 20)
-    shift = torch.tensor([[1.0, 0, 3], [0, 1, -2], [0, 0, 1]])  # target = source + (3, -2)
-    out, inside = warp_map(f, shift, (20, 20))
+    shift = np.array([[1.0, 0, 3], [0, 1, -2], [0, 0, 1]])  # target = source + (3, -2)
+    out, inside = warp_dense(DenseMap(f[0], torch.ones(20, 20, dtype=torch.bool)), shift, (20, 20))
     assert torch.allclose(out[0, 5, 7], f[0, 0, 7, 4]) and not inside[0, 0] and inside[5, 7]
 
 
