@@ -77,6 +77,14 @@ class LearnedDescriber:
 
     @torch.inference_mode()
     def dense(self, image: PreparedImage) -> torch.Tensor:
+        """The branch's (1, D, h, w) output, computed once per image: the dense maps for search and
+        templates and the keypoint descriptors are both read from it."""
+        key = ("net-output", id(self.net), image.land_use)
+        if key not in image.cache:
+            image.cache[key] = self._forward(image)
+        return image.cache[key]
+
+    def _forward(self, image: PreparedImage) -> torch.Tensor:
         x = branch_input(image, self.net).to(self.device)
         prior = branch_prior(image, self.net)
         prior = prior.to(self.device) if prior is not None else None

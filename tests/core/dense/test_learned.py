@@ -53,3 +53,22 @@ def test_only_models_trained_for_dense_use_replace_the_cfog_maps():
 def test_the_shipped_dense_engine_recovers_a_known_warp_of_a_real_pair(small_pair):
     res = evaluate_pair(str(small_pair), get_describer("dense"), EngineConfig(), ProtocolConfig(), np.random.default_rng(3))
     assert res.fit_err_px < 3.0, res
+
+
+def test_the_network_runs_once_per_image_for_maps_and_descriptors():
+    torch.manual_seed(0)
+    net = PromptMIDNet(dense_config("small"))
+    calls = []
+    net.sar.register_forward_hook(lambda *_: calls.append(1))
+    describer = LearnedDescriber(net, "t")
+    image = _image("sar")
+    maps = LearnedFeaturizer(describer).dense_map(image)
+    kp = np.array([[20.0, 30.0], [50.5, 40.0]], np.float32)
+    desc = describer.describe(image, kp)
+    assert len(calls) == 1 and maps.features.shape == (9, 70, 90)
+    fresh = LearnedDescriber(net, "t").describe(_image("sar"), kp)  # a new image: computed again, same values
+    assert len(calls) == 2 and np.allclose(desc, fresh)
+    other = _image("sar")
+    other.land_use = "water"  # the prompt is part of the SAR branch's input
+    describer.describe(other, kp)
+    assert len(calls) == 3
