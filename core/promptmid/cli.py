@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--protocol", choices=["paper", "georef"], default="paper",
                     help="paper: rotation +-10 deg, scale 0.8-1; georef: shift +-30 px, rotation +-2 deg, scale 0.97-1.03")
     ev.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs (sorted by id)")
+    ev.add_argument("--validation-part", type=float, default=None, metavar="FRACTION",
+                    help="evaluate only the validation part of a training folder: the scene groups that training with "
+                         "--val-fraction FRACTION holds out (choices are made there, never on the test split)")
     ev.add_argument("--json", dest="json_path", default=None, help="write the summary as JSON")
     ev.add_argument("--csv", dest="csv_path", default=None, help="write per-pair results as CSV")
     ev.add_argument("--markdown", dest="md_path", default=None, help="write the table as Markdown")
@@ -240,8 +243,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     cfg = _engine_config(args)
     describer = get_describer(cfg.engine, model_dir=cfg.model_dir, weights=cfg.weights, device=cfg.device)
     t0 = time.perf_counter()
+    ids = None
+    if args.validation_part is not None:
+        from .training.data import split_pairs
+
+        ids = split_pairs(args.pairs_dir, args.validation_part)[1]
+        if not ids:
+            raise InputError(f"No validation pairs in {args.pairs_dir} at --validation-part {args.validation_part}.")
     summaries = evaluate_folder(args.pairs_dir, describer, cfg, ProtocolConfig.named(args.protocol, args.seed), args.limit,
-                                Progress(StderrBar(not args.quiet)))
+                                Progress(StderrBar(not args.quiet)), ids=ids)
     table = markdown_table(list(summaries.values()))
     print(table)
     print(f"\n{summaries['all'].n_pairs} pairs in {time.perf_counter() - t0:.0f} s (seed {args.seed}, protocol {args.protocol})")

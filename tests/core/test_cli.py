@@ -120,3 +120,14 @@ def test_library_warnings_stay_off_the_terminal(s1s2_pair, tmp_path):
     assert "Warning" not in proc.stderr
     log = (tmp_path / "state" / "promptmid" / "promptmid.log").read_text()
     assert "TIFFFetchNormalTag" in log
+
+
+def test_evaluate_on_the_validation_part_of_a_training_folder(data_root, tmp_path):
+    from promptmid.training.data import split_pairs
+
+    js = tmp_path / "v.json"
+    code = main(["evaluate", str(data_root / "train"), "--validation-part", "0.2", "--limit", "2", "--engine", "area",
+                 "--json", str(js), "-q"])
+    held_out = split_pairs(str(data_root / "train"), 0.2)[1]
+    assert code == 0 and [p["pair_id"] for p in json.loads(js.read_text())["pairs"]] == sorted(held_out)[:2]
+    assert main(["evaluate", str(data_root / "train"), "--validation-part", "0.0", "-q"]) == 2  # nothing held out

@@ -260,16 +260,18 @@ def evaluate_folder(
     limit: Optional[int] = None,
     progress: Optional[Progress] = None,
     log: Optional[Callable[[PairResult], None]] = None,
+    ids: Optional[list[str]] = None,
 ) -> dict[str, Summary]:
-    """Evaluate every pair of a folder. Returns summaries keyed by dataset, plus ``"all"``.
+    """Evaluate every pair of a folder (or the pairs ``ids`` of it). Returns summaries keyed by dataset,
+    plus ``"all"``.
 
     Each pair's random warp is drawn from its own generator seeded by (seed, pair index in sorted
-    order), so results do not depend on which other pairs were evaluated.
+    order of the evaluated pairs).
     """
     pcfg = pcfg or ProtocolConfig()
     progress = progress or Progress()
     matcher = as_matcher(matcher, cfg)
-    ids = list_pairs(pairs_dir)[:limit]
+    ids = (sorted(ids) if ids is not None else list_pairs(pairs_dir))[:limit]
     results: list[PairResult] = []
     for i, pid in enumerate(ids):
         progress.report(i / len(ids), pid)
