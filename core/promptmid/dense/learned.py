@@ -25,15 +25,9 @@ class LearnedFeaturizer:
         self.describer = describer
 
     def dense_map(self, image: PreparedImage) -> DenseMap:
-        key = ("learned-dense", id(self.describer.net))
-        cached = image.cache.get(key)
-        if cached is not None:
-            return cached
+        # The describer keeps the network's output per image (its keypoint descriptors read the same one).
         f = self.describer.dense(image).float().cpu()
-        valid = torch.from_numpy(image.valid.copy())
-        out = learned_map(f, valid, self.describer.net.cfg)
-        image.cache[key] = out
-        return out
+        return learned_map(f, torch.from_numpy(image.valid.copy()), self.describer.net.cfg)
 
 
 def learned_map(f: torch.Tensor, valid: torch.Tensor, cfg: ModelConfig) -> DenseMap:
