@@ -173,15 +173,47 @@ def descriptor_tie_points(kp_optical: np.ndarray, desc_optical: np.ndarray, kp_s
     ``radius_px`` of the SAR keypoint's predicted position ``h(p_sar)``."""
     if len(kp_optical) == 0 or len(kp_sar) == 0:
         return TiePoints.empty()
-    pred = torch.from_numpy(apply_h(h, kp_sar))
-    ko = torch.from_numpy(np.asarray(kp_optical, np.float64))
-    near = torch.cdist(pred, ko) <= radius_px  # (Ns, No)
-    sim = torch.from_numpy(np.asarray(desc_sar, np.float32)) @ torch.from_numpy(np.asarray(desc_optical, np.float32)).T
-    sim = torch.where(near, sim, torch.full_like(sim, -2.0))
-    best_o = sim.argmax(dim=1)
-    best_s = sim.argmax(dim=0)
-    i = torch.arange(len(kp_sar))
-    keep = (best_s[best_o] == i) & (sim[i, best_o] > -2.0)
-    i, j = i[keep].numpy(), best_o[keep].numpy()
-    return TiePoints(np.asarray(kp_sar, np.float64)[i], np.asarray(kp_optical, np.float64)[j],
-                     sim[i, j].numpy().astype(np.float32))
+    kp_sar, kp_optical = np.asarray(kp_sar, np.float64), np.asarray(kp_optical, np.float64)
+    i, j = _pairs_within(apply_h(h, kp_sar), kp_optical, radius_px)
+    if len(i) == 0:
+        return TiePoints.empty()
+    ds, do = np.asarray(desc_sar, np.float32), np.asarray(desc_optical, np.float32)
+    sim = np.einsum("kc,kc->k", ds[i], do[j])
+    keep = np.flatnonzero(_best_of(i, sim) & _best_of(j, sim))
+    keep = keep[np.argsort(i[keep], kind="stable")]  # in SAR keypoint order, as the fit has always seen them
+    return TiePoints(kp_sar[i[keep]], kp_optical[j[keep]], sim[keep].astype(np.float32))
+
+
+def _pairs_within(a: np.ndarray, b: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j) with |a_i - b_j| <= radius, through a grid of radius-sized cells (the keypoint
+    sets hold thousands of points; the all-pairs distance matrix cost more than the rest of the stage)."""
+    cell = max(float(radius), 1e-6)
+    lo = np.minimum(a.min(axis=0), b.min(axis=0))
+    ca, cb = np.floor((a - lo) / cell).astype(np.int64), np.floor((b - lo) / cell).astype(np.int64)
+    width = int(max(ca[:, 0].max(), cb[:, 0].max())) + 3
+    key_b = (cb[:, 1] + 1) * width + cb[:, 0] + 1
+    order = np.argsort(key_b, kind="stable")
+    sorted_keys = key_b[order]
+    ii, jj = [], []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            key = (ca[:, 1] + 1 + dy) * width + ca[:, 0] + 1 + dx
+            start, end = np.searchsorted(sorted_keys, key, "left"), np.searchsorted(sorted_keys, key, "right")
+            n = end - start
+            rows = np.repeat(np.arange(len(a)), n)
+            offs = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+            ii.append(rows)
+            jj.append(order[np.repeat(start, n) + offs])
+    i, j = np.concatenate(ii), np.concatenate(jj)
+    near = np.hypot(*(a[i] - b[j]).T) <= radius
+    return i[near], j[near]
+
+
+def _best_of(group: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Mask of the highest-scoring entry of each group (the first on ties)."""
+    order = np.lexsort((-score, group))
+    first = np.ones(len(order), bool)
+    first[1:] = group[order][1:] != group[order][:-1]
+    out = np.zeros(len(group), bool)
+    out[order[first]] = True
+    return out

@@ -62,6 +62,23 @@ def test_descriptor_tie_points_only_pair_candidates_near_the_prediction():
     assert len(descriptor_tie_points(kp_opt[:0], d[:0], kp_sar, d, h, 4.0)) == 0
 
 
+def test_descriptor_tie_points_equal_the_all_pairs_mutual_nearest_neighbours():
+    # the grid search for candidates must find exactly what the all-pairs distance matrix finds
+    rng = np.random.default_rng(3)
+    kp_sar, kp_opt = rng.uniform(0, 300, (900, 2)), rng.uniform(-5, 305, (1100, 2))
+    d_sar, d_opt = rng.normal(size=(900, 16)).astype(np.float32), rng.normal(size=(1100, 16)).astype(np.float32)
+    h = np.array([[0.98, -0.05, 4.0], [0.05, 0.98, -2.5], [0, 0, 1]])
+    for radius in (3.0, 7.5):
+        near = np.linalg.norm(apply_h(h, kp_sar)[:, None] - kp_opt[None], axis=2) <= radius
+        sim = np.where(near, d_sar @ d_opt.T, -np.inf)
+        bo, bs = sim.argmax(1), sim.argmax(0)
+        want = {(i, int(bo[i])) for i in range(len(kp_sar)) if near[i].any() and bs[bo[i]] == i}
+        tp = descriptor_tie_points(kp_opt, d_opt, kp_sar, d_sar, h, radius)
+        got = {(int(np.flatnonzero((kp_sar == s).all(1))[0]), int(np.flatnonzero((kp_opt == o).all(1))[0]))
+               for s, o in zip(tp.sar, tp.optical)}
+        assert len(want) > 50 and got == want
+
+
 def test_tie_points_concatenate():
     a = TiePoints(np.ones((2, 2)), np.zeros((2, 2)), np.array([0.5, 0.6], np.float32))
     b = a.concat(TiePoints.empty())

@@ -16,6 +16,19 @@ def test_phase_congruency_peaks_on_a_step_edge_whatever_the_contrast():
         assert pc.orient_amplitude.shape == (6, 64, 64)
 
 
+def test_our_float32_phase_congruency_matches_the_package_on_a_real_sar_image(small_pair):
+    from promptmid.io.rasters import read_pixels
+
+    sar, _, _ = read_pixels(str(small_pair / "sar.tif"))
+    img = sar[0, :200, :240] / sar.max()  # not square: rows and columns must not be swapped
+    ours = phase_congruency(img, PhaseCongruencyConfig())
+    ref = phase_congruency(img, PhaseCongruencyConfig(backend="package"))
+    assert ref.max_moment.max() == 1.0 and ref.min_moment.max() > 0.05
+    np.testing.assert_allclose(ours.max_moment, ref.max_moment, atol=1e-4)
+    np.testing.assert_allclose(ours.min_moment, ref.min_moment, atol=1e-4)
+    np.testing.assert_allclose(ours.orient_amplitude, ref.orient_amplitude, atol=1e-4 * ref.orient_amplitude.max())
+
+
 def test_pcfast_respects_budget_border_and_nodata():
     pc = phase_congruency(textured(256, 256), PhaseCongruencyConfig())
     valid = np.ones((256, 256), bool)
