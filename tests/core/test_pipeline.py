@@ -176,12 +176,12 @@ def test_uncertain_results_are_refused_unless_accepted(s1s2_pair, tmp_path):
     # no real pose is that unambiguous (the SAR is georeferenced: the near-georeference thresholds apply)
     strict = EngineConfig(engine="area", verdict_georef=VerdictConfig(min_peak_ratio=50.0))
     out = tmp_path / "refused"
-    with pytest.raises(RegistrationError, match="Uncertain registration, nothing written: another pose matches"):
+    with pytest.raises(RegistrationError, match="Uncertain registration, nothing written: the best pose barely stands out"):
         register(str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), str(out), strict)
     assert not out.exists() or not any(out.iterdir())
     strict.accept_uncertain = True
     result = register(str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), str(tmp_path / "kept"), strict)
-    assert result.verdict == "uncertain" and "another pose" in result.verdict_reason
+    assert result.verdict == "uncertain" and "barely stands out" in result.verdict_reason
     assert result.summary().startswith("UNCERTAIN (")
     report = json.load(open(result.outputs["report"]))
     assert report["verdict"] == "uncertain" and report["accepted_uncertain"] and report["verdict_reason"]

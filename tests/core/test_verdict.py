@@ -19,7 +19,7 @@ def test_strong_evidence_is_registered_with_confidence():
 @pytest.mark.parametrize("field,value,words", [
     ("agreement_px", 25.0, "disagrees with the global search"),
     ("spread", 0.02, "cover only 2 %"),
-    ("peak_ratio", 1.0, "another pose matches almost as well"),
+    ("peak_ratio", 1.0, "the best pose barely stands out from other poses (peak ratio 1.00"),
     ("expected_error_px", 9.0, "expected error"),
     ("search_score", 0.01, "weak structural similarity"),
 ])

@@ -70,7 +70,7 @@ def orientation_shares(pc: PCMaps) -> np.ndarray:
 
 # --- internals ---------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)  # one per image size in use (a 1024 px bank is 100 MB)
 def _filter_bank(rows: int, cols: int, params: tuple) -> torch.Tensor:
     """(norient, nscale, rows, cols) float32 log-Gabor x angular filters in the frequency domain, built in
     float64 exactly as phasecong3 builds them (Butterworth low-pass at 0.45, cosine angular spread)."""
