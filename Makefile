@@ -5,7 +5,7 @@ DATA ?= ../shared/data/optical-sar
 OUT ?= out
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install demo test bench peers clean train-default train-dense package screenshots calibrate calibrate-dense
+.PHONY: install demo test bench peers clean train-default train-dense package screenshots calibrate calibrate-dense device-kit device-dry-run
 
 install:
 	bash scripts/install.sh
@@ -70,3 +70,14 @@ gui-check:
 .PHONY: full-size-check
 full-size-check:
 	nice -n 10 $(PY) scripts/full_size_check.py --data $(DATA) --threads 1 --out $(OUT)/full-size-check $(FULL_SIZE_ARGS)
+
+# A GPU lease (device tool) for the dense model's training and the full profile's fp16 timing: pack the train
+# part of the train split and the wheels the GPU image lacks into .device/ (git-ignored), then try the whole
+# session on CPU with tiny settings. scripts/device/session.py's docstring has the one command to run there.
+device-kit:
+	$(PY) scripts/device/pack_train.py $(DATA)/train --out .device
+
+device-dry-run: device-kit
+	$(PY) scripts/device/session.py --device cpu --minutes 0.3 --probe-steps 3 --workers 2 --limit-pairs 12 \
+		--full-spec tiny --out $(OUT)/device-dry-run
+

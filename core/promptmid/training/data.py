@@ -83,21 +83,29 @@ def load_pairs(pairs_dir: str, ids: list[str], cfg: EngineConfig, progress: Opti
         sar, sv, _ = read_pixels(os.path.join(d, "sar.tif"))
         (opt, ov), _ = downsample(opt, ov, cfg.max_side)
         (sar, sv), _ = downsample(sar, sv, cfg.max_side)
-        lu = pair_land_use(d)
-        pcfg = replace(cfg, land_use=lu)
-        try:
-            po = prepare_optical(opt, ov, pcfg)
-            ps = prepare_sar(sar, sv, raster_info(os.path.join(d, "sar.tif")).dtype, pcfg)
-        except InputError:
-            continue  # e.g. a constant tile: nothing to learn from
-        kps, _ = detect_pcfast(ps.pc.max_moment, ps.valid, cfg.keypoints)
-        # The optical crop's phase congruency is recomputed after each random warp (make_sample); only the
-        # SAR keeps its full-image orientation amplitudes (cropped, never rotated).
-        po.pc = PCMaps(po.pc.max_moment, po.pc.min_moment, np.zeros((0, 0, 0), np.float32))
-        ps.pc = PCMaps(ps.pc.max_moment, ps.pc.min_moment, ps.pc.orient_amplitude.astype(np.float16))
-        out.append(CachedPair(pid, po, ps, kps))
+        pair = prepare_pair(pid, opt, ov, sar, sv, raster_info(os.path.join(d, "sar.tif")).dtype, pair_land_use(d), cfg)
+        if pair is not None:
+            out.append(pair)
     progress.report(1.0, f"{len(out)} pairs ready")
     return out
+
+
+def prepare_pair(pair_id: str, optical: np.ndarray, optical_valid: np.ndarray, sar: np.ndarray, sar_valid: np.ndarray,
+                 sar_dtype: str, land_use: Optional[str], cfg: EngineConfig) -> Optional[CachedPair]:
+    """A training pair from work-grid arrays (bands, H, W): prepared images and SAR keypoints; None for a
+    pair with nothing to learn from (e.g. a constant tile)."""
+    pcfg = replace(cfg, land_use=land_use)
+    try:
+        po = prepare_optical(optical, optical_valid, pcfg)
+        ps = prepare_sar(sar, sar_valid, sar_dtype, pcfg)
+    except InputError:
+        return None
+    kps, _ = detect_pcfast(ps.pc.max_moment, ps.valid, cfg.keypoints)
+    # The optical crop's phase congruency is recomputed after each random warp (make_sample); only the
+    # SAR keeps its full-image orientation amplitudes (cropped, never rotated).
+    po.pc = PCMaps(po.pc.max_moment, po.pc.min_moment, np.zeros((0, 0, 0), np.float32))
+    ps.pc = PCMaps(ps.pc.max_moment, ps.pc.min_moment, ps.pc.orient_amplitude.astype(np.float16))
+    return CachedPair(pair_id, po, ps, kps)
 
 
 def _crop_prepared(img: PreparedImage, x0: int, y0: int, size: int) -> PreparedImage:

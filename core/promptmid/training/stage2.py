@@ -4,6 +4,7 @@ optical crop. AdamW, cosine learning-rate decay, checkpoints with resume, progre
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -31,6 +32,7 @@ from ..progress import Progress
 from .data import AugmentConfig, CachedPair, Sample, load_pairs, make_sample, split_pairs
 from .dense_data import DenseAugmentConfig, DenseSample, make_dense_sample
 from .losses import correlation_loss, hard_negative_nce, info_nce
+from .sample_stream import SampleStream
 
 
 @dataclass
@@ -52,6 +54,9 @@ class Stage2Config:
     checkpoint_every: int = 500
     seed: int = 0
     threads: int = 1  # torch CPU threads: fixed, so runs reproduce (float reductions depend on the split)
+    # Samples made in this many worker processes (sample_stream.py: for a GPU, whose step outruns one core's
+    # sample making); 0 makes them in the training process, as the shipped recipes do.
+    workers: int = 0
     device: str = "cpu"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     # "points": InfoNCE over corresponding points (the paper's loss). "dense": for models whose maps drive
@@ -74,6 +79,7 @@ class TrainState:
     losses: list = field(default_factory=list)
     validation: dict = field(default_factory=dict)
     seconds: float = 0.0
+    samples: int = 0  # samples drawn (the position of a worker-made sample stream, for resuming)
 
 
 def seed_everything(seed: int) -> None:
@@ -163,22 +169,31 @@ def _run_key(cfg: "Stage2Config") -> dict:
     """What must match for a saved state to be resumed (anything else is a different run)."""
     d = asdict(cfg)
     keys = ("pairs_dir", "steps", "batch", "lr", "seed", "temperature", "augment", "objective", "dense_augment", "corr_weight", "point_weight",
-            "val_fraction")
+            "val_fraction", "workers")
     return {k: d[k] for k in keys if k in d}
+
+
+def sample_maker(cfg: Stage2Config) -> Callable[[CachedPair, np.random.Generator], Optional[Sample | DenseSample]]:
+    """``make(pair, rng)``: one training sample of the objective, or None when the draw gave nothing usable."""
+    if cfg.objective == "dense":
+        return lambda pair, rng: make_dense_sample(pair, rng, cfg.dense_augment)
+    return lambda pair, rng: make_sample(pair, rng, cfg.augment)
+
+
+def _loss_of(net: PromptMIDNet, sample: Sample | DenseSample, rng: np.random.Generator, cfg: Stage2Config,
+             device: torch.device) -> torch.Tensor:
+    if cfg.objective == "dense":
+        return dense_sample_loss(net, sample, cfg, device, rng)
+    return sample_loss(net, sample, cfg.temperature, device, cfg.neg_radius_px)
 
 
 def _one_loss(net: PromptMIDNet, pairs: list[CachedPair], rng: np.random.Generator, cfg: Stage2Config,
               device: torch.device) -> torch.Tensor:
+    make = sample_maker(cfg)
     while True:
-        pair = pairs[int(rng.integers(len(pairs)))]
-        if cfg.objective == "dense":
-            sample = make_dense_sample(pair, rng, cfg.dense_augment)
-            if sample is not None:
-                return dense_sample_loss(net, sample, cfg, device, rng)
-        else:
-            sample = make_sample(pair, rng, cfg.augment)
-            if sample is not None:
-                return sample_loss(net, sample, cfg.temperature, device, cfg.neg_radius_px)
+        sample = make(pairs[int(rng.integers(len(pairs)))], rng)
+        if sample is not None:
+            return _loss_of(net, sample, rng, cfg, device)
 
 
 def validate(net: PromptMIDNet, pairs_dir: str, ids: list[str], engine_cfg: EngineConfig, device: str) -> dict:
@@ -220,7 +235,8 @@ def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[Engi
         torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device)
     net.to(device).train()
-    train_ids, val_ids = split_pairs(cfg.pairs_dir, cfg.val_fraction)
+    # Pairs prepared elsewhere with no folder to read (a packed set on a GPU machine): nothing to validate on.
+    train_ids, val_ids = split_pairs(cfg.pairs_dir, cfg.val_fraction) if cfg.pairs_dir else ([p.pair_id for p in pairs or []], [])
     if pairs is None:
         pairs = load_pairs(cfg.pairs_dir, train_ids, engine_cfg, progress.sub(0.0, 0.1))
     params = [p for p in net.parameters() if p.requires_grad]
@@ -261,11 +277,37 @@ def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[Engi
                         "state": asdict(state), "rng": rng.bit_generator.state,
                         "run": json.loads(json.dumps(_run_key(cfg)))}, tmp)
 
+    with contextlib.ExitStack() as stack:
+        stream = iter(stack.enter_context(SampleStream(sample_maker(cfg), pairs, cfg.seed, cfg.workers, state.samples))) \
+            if cfg.workers > 0 else None
+        _train_steps(net, pairs, rng, stream, cfg, device, opt, sched, params, state, train_progress, checkpoint, log)
+    progress.report(0.95, "validation")
+    val = val_ids[: cfg.val_limit]
+    if uses_prior(net.cfg) and val and cfg.prior_skip_candidates:
+        state.validation = select_prior_skip(net, cfg, val, engine_cfg, log)
+    else:
+        state.validation = validate(net, cfg.pairs_dir, val, engine_cfg, cfg.device)
+    log(f"validation: {json.dumps(state.validation)}")
+    checkpoint(final=True)
+    shutil.rmtree(checkpoint_dir(cfg.out_path), ignore_errors=True)  # finished: nothing left to resume
+    progress.report(1.0, "done")
+    return state
+
+
+def _train_steps(net: PromptMIDNet, pairs: list[CachedPair], rng: np.random.Generator, stream, cfg: Stage2Config,
+                 device: torch.device, opt, sched, params: list, state: TrainState, train_progress: Progress,
+                 checkpoint: Callable[[], None], log: Callable[[str], None]) -> None:
+    """Optimiser steps until ``cfg.steps``; samples from ``stream`` when workers make them, else in-process."""
     while state.step < cfg.steps:
         opt.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(cfg.batch):
-            loss = _one_loss(net, pairs, rng, cfg, device) / cfg.batch
+            if stream is not None:
+                sample, sample_rng = next(stream)
+                state.samples += 1
+                loss = _loss_of(net, sample, sample_rng, cfg, device) / cfg.batch
+            else:
+                loss = _one_loss(net, pairs, rng, cfg, device) / cfg.batch
             loss.backward()
             total += float(loss.detach())
         torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -281,14 +323,3 @@ def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[Engi
             train_progress.check()
         if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
             checkpoint()
-    progress.report(0.95, "validation")
-    val = val_ids[: cfg.val_limit]
-    if uses_prior(net.cfg) and val and cfg.prior_skip_candidates:
-        state.validation = select_prior_skip(net, cfg, val, engine_cfg, log)
-    else:
-        state.validation = validate(net, cfg.pairs_dir, val, engine_cfg, cfg.device)
-    log(f"validation: {json.dumps(state.validation)}")
-    checkpoint(final=True)
-    shutil.rmtree(checkpoint_dir(cfg.out_path), ignore_errors=True)  # finished: nothing left to resume
-    progress.report(1.0, "done")
-    return state
