@@ -143,11 +143,11 @@ def prepare_all(items: list[dict], workers: int) -> list:
 
 def dense_recipe(out_path: str, steps: int, device: str, workers: int):
     """`make train-dense`'s settings (see the Makefile), on ``device`` with worker-made samples."""
-    from promptmid.models.network import PromptMIDNet, dense_config
+    from promptmid.training.cli_train import stage2_network
     from promptmid.training.stage2 import Stage2Config, seed_everything
 
     seed_everything(0)
-    net = PromptMIDNet(dense_config("small", residual=True))
+    net = stage2_network("lite", None, device, objective="dense", size="small", dense_maps="residual")
     cfg = Stage2Config(pairs_dir="", out_path=out_path, steps=steps, batch=2, lr=5e-3, point_weight=0.1, seed=0,
                        objective="dense", val_fraction=0.2, device=device, workers=workers, threads=4)
     cfg.augment.crop = 160

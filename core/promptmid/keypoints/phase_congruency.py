@@ -13,7 +13,7 @@ package's to float32 precision (a test compares them); ``backend="package"`` kee
 from __future__ import annotations
 
 import math
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -71,10 +71,10 @@ def orientation_shares(pc: PCMaps) -> np.ndarray:
 # --- internals ---------------------------------------------------------------------------------------
 
 @lru_cache(maxsize=4)  # one per image size in use (a 1024 px bank is 100 MB)
-def _filter_bank(rows: int, cols: int, params: tuple) -> torch.Tensor:
+def _filter_bank(rows: int, cols: int, nscale: int, norient: int, min_wavelength: float, mult: float,
+                 sigma_onf: float) -> torch.Tensor:
     """(norient, nscale, rows, cols) float32 log-Gabor x angular filters in the frequency domain, built in
     float64 exactly as phasecong3 builds them (Butterworth low-pass at 0.45, cosine angular spread)."""
-    nscale, norient, min_wavelength, mult, sigma_onf = params[:5]
     freq, fx, fy = filtergrids(rows, cols)
     sintheta, costheta = gridangles(freq, fx, fy)
     lowpass = 1.0 / (1.0 + (freq / 0.45) ** 30)
@@ -101,7 +101,7 @@ def _filter_bank(rows: int, cols: int, params: tuple) -> torch.Tensor:
 @torch.no_grad()
 def _phasecong3(image: np.ndarray, cfg: PhaseCongruencyConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows, cols = image.shape
-    bank = _filter_bank(rows, cols, astuple(cfg)[:5])
+    bank = _filter_bank(rows, cols, cfg.nscale, cfg.norient, cfg.min_wavelength, cfg.mult, cfg.sigma_onf)
     nscale, norient = cfg.nscale, cfg.norient
     IMG = torch.fft.fft2(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)))
     covx2 = torch.zeros(rows, cols)

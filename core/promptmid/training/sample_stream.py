@@ -18,13 +18,20 @@ import numpy as np
 _WORKER: dict[str, Any] = {}  # the pairs and the draw function, inherited by the forked workers
 
 
-def draw_sample(make: Callable[[Any, np.random.Generator], Optional[Any]], pairs: list, seed: int, k: int) -> tuple[Any, dict]:
-    """Sample ``k``: a random pair and ``make(pair, rng)`` until it gives one; with the generator's state after it."""
-    rng = np.random.default_rng([seed, k])
+def samples_from(make: Callable[[Any, np.random.Generator], Optional[Any]], pairs: list,
+                 rng: np.random.Generator) -> Iterator[tuple[Any, np.random.Generator]]:
+    """Samples from one generator: a random pair and ``make(pair, rng)`` until it gives one, then the same
+    generator for the loss (the in-process path of the shipped recipes: one generator for everything)."""
     while True:
         sample = make(pairs[int(rng.integers(len(pairs)))], rng)
         if sample is not None:
-            return sample, rng.bit_generator.state
+            yield sample, rng
+
+
+def draw_sample(make: Callable[[Any, np.random.Generator], Optional[Any]], pairs: list, seed: int, k: int) -> tuple[Any, dict]:
+    """Sample ``k`` from its own generator, with the generator's state after it."""
+    sample, rng = next(samples_from(make, pairs, np.random.default_rng([seed, k])))
+    return sample, rng.bit_generator.state
 
 
 def _init_worker() -> None:

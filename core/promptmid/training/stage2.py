@@ -32,7 +32,7 @@ from ..progress import Progress
 from .data import AugmentConfig, CachedPair, Sample, load_pairs, make_sample, split_pairs
 from .dense_data import DenseAugmentConfig, DenseSample, make_dense_sample
 from .losses import correlation_loss, hard_negative_nce, info_nce
-from .sample_stream import SampleStream
+from .sample_stream import SampleStream, samples_from
 
 
 @dataclass
@@ -187,15 +187,6 @@ def _loss_of(net: PromptMIDNet, sample: Sample | DenseSample, rng: np.random.Gen
     return sample_loss(net, sample, cfg.temperature, device, cfg.neg_radius_px)
 
 
-def _one_loss(net: PromptMIDNet, pairs: list[CachedPair], rng: np.random.Generator, cfg: Stage2Config,
-              device: torch.device) -> torch.Tensor:
-    make = sample_maker(cfg)
-    while True:
-        sample = make(pairs[int(rng.integers(len(pairs)))], rng)
-        if sample is not None:
-            return _loss_of(net, sample, rng, cfg, device)
-
-
 def validate(net: PromptMIDNet, pairs_dir: str, ids: list[str], engine_cfg: EngineConfig, device: str) -> dict:
     """SR / NCM / registration error on held-out training pairs with the evaluation harness."""
     if not ids:
@@ -278,9 +269,32 @@ def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[Engi
                         "run": json.loads(json.dumps(_run_key(cfg)))}, tmp)
 
     with contextlib.ExitStack() as stack:
-        stream = iter(stack.enter_context(SampleStream(sample_maker(cfg), pairs, cfg.seed, cfg.workers, state.samples))) \
-            if cfg.workers > 0 else None
-        _train_steps(net, pairs, rng, stream, cfg, device, opt, sched, params, state, train_progress, checkpoint, log)
+        if cfg.workers > 0:
+            samples = iter(stack.enter_context(SampleStream(sample_maker(cfg), pairs, cfg.seed, cfg.workers, state.samples)))
+        else:
+            samples = samples_from(sample_maker(cfg), pairs, rng)
+        while state.step < cfg.steps:
+            opt.zero_grad(set_to_none=True)
+            total = 0.0
+            for _ in range(cfg.batch):
+                sample, sample_rng = next(samples)
+                state.samples += 1
+                loss = _loss_of(net, sample, sample_rng, cfg, device) / cfg.batch
+                loss.backward()
+                total += float(loss.detach())
+            torch.nn.utils.clip_grad_norm_(params, 5.0)
+            opt.step()
+            sched.step()
+            state.step += 1
+            state.losses.append(total)
+            if state.step % 50 == 0 or state.step == cfg.steps:
+                msg = f"step {state.step}/{cfg.steps} loss {np.mean(state.losses[-50:]):.3f} lr {sched.get_last_lr()[0]:.2e}"
+                log(msg)
+                train_progress.report(state.step / cfg.steps, msg)
+            else:
+                train_progress.check()
+            if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
+                checkpoint()
     progress.report(0.95, "validation")
     val = val_ids[: cfg.val_limit]
     if uses_prior(net.cfg) and val and cfg.prior_skip_candidates:
@@ -292,34 +306,3 @@ def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[Engi
     shutil.rmtree(checkpoint_dir(cfg.out_path), ignore_errors=True)  # finished: nothing left to resume
     progress.report(1.0, "done")
     return state
-
-
-def _train_steps(net: PromptMIDNet, pairs: list[CachedPair], rng: np.random.Generator, stream, cfg: Stage2Config,
-                 device: torch.device, opt, sched, params: list, state: TrainState, train_progress: Progress,
-                 checkpoint: Callable[[], None], log: Callable[[str], None]) -> None:
-    """Optimiser steps until ``cfg.steps``; samples from ``stream`` when workers make them, else in-process."""
-    while state.step < cfg.steps:
-        opt.zero_grad(set_to_none=True)
-        total = 0.0
-        for _ in range(cfg.batch):
-            if stream is not None:
-                sample, sample_rng = next(stream)
-                state.samples += 1
-                loss = _loss_of(net, sample, sample_rng, cfg, device) / cfg.batch
-            else:
-                loss = _one_loss(net, pairs, rng, cfg, device) / cfg.batch
-            loss.backward()
-            total += float(loss.detach())
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        opt.step()
-        sched.step()
-        state.step += 1
-        state.losses.append(total)
-        if state.step % 50 == 0 or state.step == cfg.steps:
-            msg = f"step {state.step}/{cfg.steps} loss {np.mean(state.losses[-50:]):.3f} lr {sched.get_last_lr()[0]:.2e}"
-            log(msg)
-            train_progress.report(state.step / cfg.steps, msg)
-        else:
-            train_progress.check()
-        if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
-            checkpoint()
