@@ -20,3 +20,12 @@ def tiny_full_config(**overrides) -> ModelConfig:
 
 def make_tiny_model_dir(root: str, with_controlnet: bool = True) -> str:
     return write_random_model_dir(root, TINY, with_controlnet=with_controlnet, seed=0)
+
+
+def tiny_dense_net():
+    """The dense model's architecture (``dense_config("small")``, CFOG residual) with tiny widths."""
+    from promptmid.models.network import PromptMIDNet, dense_config
+
+    cfg = dense_config("small")
+    cfg.lite_layers, cfg.head_width = [8, "M", 16], 16
+    return PromptMIDNet(cfg)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_models import tiny_dense_net
 
 from promptmid.config import EngineConfig
 from promptmid.training.data import load_pairs
@@ -89,14 +90,6 @@ def test_the_warp_training_uses_follows_the_matrix():
     assert torch.allclose(out[0, 5, 7], f[0, 0, 7, 4]) and not inside[0, 0] and inside[5, 7]
 
 
-def _tiny_dense_net():
-    from promptmid.models.network import PromptMIDNet, dense_config
-
-    cfg = dense_config("small")
-    cfg.lite_layers, cfg.head_width = [8, "M", 16], 16
-    return PromptMIDNet(cfg)
-
-
 def test_both_dense_losses_carry_gradients_to_the_network(pairs):
     """Fitting one sample: the correlation losses and the point losses each go down when optimised alone."""
     from promptmid.training.stage2 import Stage2Config, dense_sample_loss
@@ -104,7 +97,7 @@ def test_both_dense_losses_carry_gradients_to_the_network(pairs):
     sample = make_dense_sample(pairs[0], np.random.default_rng(3), DenseAugmentConfig(crop=96, points=48))
     for corr_w, point_w in ((1.0, 0.0), (0.0, 1.0)):
         torch.manual_seed(0)
-        net = _tiny_dense_net()
+        net = tiny_dense_net()
         cfg = Stage2Config(objective="dense", corr_weight=corr_w, point_weight=point_w)
         opt = torch.optim.Adam(net.parameters(), 1e-2)
         losses = []
@@ -125,7 +118,7 @@ def test_a_tiny_dense_model_trains_and_recovers_a_known_warp_of_a_real_pair(pair
     from promptmid.training.stage2 import Stage2Config, seed_everything, train_stage2
 
     seed_everything(0)
-    net = _tiny_dense_net()
+    net = tiny_dense_net()
     train = Stage2Config(pairs_dir=str(data_root / "train"), out_path=str(tmp_path / "dense.safetensors"), steps=20,
                          batch=1, lr=1e-2, val_limit=0, objective="dense", point_weight=0.1,
                          dense_augment=DenseAugmentConfig(crop=96, points=48))

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from tiny_models import tiny_dense_net
 
 from promptmid.config import EngineConfig
 from promptmid.models.checkpoint import load_checkpoint
-from promptmid.models.network import PromptMIDNet, dense_config
 from promptmid.training.data import load_pairs
 from promptmid.training.dense_data import DenseAugmentConfig
 from promptmid.training.sample_stream import SampleStream, draw_sample
@@ -24,12 +24,6 @@ def _cfg(tmp_path, name: str, workers: int, steps: int = 4) -> Stage2Config:
                         dense_augment=DenseAugmentConfig(crop=96, points=48))
 
 
-def _net() -> PromptMIDNet:
-    cfg = dense_config("small")
-    cfg.lite_layers, cfg.head_width = [8, "M", 16], 16
-    return PromptMIDNet(cfg)
-
-
 def test_worker_made_samples_do_not_depend_on_the_number_of_workers(pairs, tmp_path):
     make = sample_maker(_cfg(tmp_path, "x", 1))
     want = [draw_sample(make, pairs, 3, k) for k in range(2, 7)]
@@ -46,7 +40,7 @@ def test_worker_made_samples_do_not_depend_on_the_number_of_workers(pairs, tmp_p
 def test_training_with_workers_gives_the_same_weights_for_one_or_two_workers(pairs, tmp_path):
     def run(name: str, workers: int) -> dict:
         seed_everything(0)
-        state = train_stage2(_net(), _cfg(tmp_path, name, workers), pairs=pairs)
+        state = train_stage2(tiny_dense_net(), _cfg(tmp_path, name, workers), pairs=pairs)
         assert state.step == 4 and state.samples == 8 and np.isfinite(state.losses).all()
         return load_checkpoint(str(tmp_path / name))[1]
 
