@@ -5,7 +5,7 @@ DATA ?= ../shared/data/optical-sar
 OUT ?= out
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: install demo test bench peers clean train-default train-dense package screenshots calibrate calibrate-dense device-kit device-dry-run
+.PHONY: install demo test bench peers clean train-default train-lite package screenshots calibrate calibrate-engines device-kit device-dry-run
 
 install:
 	bash scripts/install.sh
@@ -28,30 +28,31 @@ bench: peers
 clean:
 	rm -rf $(OUT) .pytest_cache build dist
 
-# Verdict thresholds from the TRAIN split only (both protocols; ~15 min). The defaults in
-# core/promptmid/verdict.py are copied from bench/results/verdict_calibration.json.
+# Verdict thresholds from the TRAIN split only (both protocols, every 2nd pair; ~10 min each).
+# The default model's own thresholds, stored in its .json (the engine uses them):
 calibrate:
-	$(PY) scripts/calibrate_verdict.py $(DATA)/train --engine default --out bench/results/verdict_calibration.json
-
-# The dense model's own verdict thresholds (train only; ~10 min), stored in its .json (the engine uses them).
-calibrate-dense:
-	$(PY) scripts/calibrate_verdict.py $(DATA)/train --engine dense --out bench/results/verdict_calibration_dense.json \
+	$(PY) scripts/calibrate_verdict.py $(DATA)/train --engine default --out bench/results/verdict_calibration_dense.json \
 		--write-model resources/models/promptmid-dense.safetensors
 
-# Trains the shipped CPU model from the train split only (seeded; ~40 min on 2 cores).
-train-default:
-	mkdir -p resources/models
-	$(VENV)/bin/promptmid train descriptor $(DATA)/train --profile lite --steps 2800 --batch 2 --lr 3e-3 --crop 192 \
-		--seed 0 --out resources/models/promptmid-lite.safetensors --card resources/models/MODEL_CARD.md -q
+# The engine-wide thresholds (lite, classical, area and any model without its own), measured on the lite
+# engine; the defaults in core/promptmid/verdict.py are copied from bench/results/verdict_calibration.json.
+calibrate-engines:
+	$(PY) scripts/calibrate_verdict.py $(DATA)/train --engine lite --out bench/results/verdict_calibration.json
 
-# The dense model (engine `dense`): lite network whose maps drive the search and the templates, trained with
-# the translation-correlation losses (seeded; 18 min on one CPU thread). Train split only; validation on the
-# held-out fifth of its scene groups.
-train-dense:
+# The shipped CPU model (engines `default` and `dense`): lite network whose maps drive the search and the
+# templates, trained with the translation-correlation losses (seeded; 18 min on one CPU thread). Train split
+# only; validation on the held-out fifth of its scene groups.
+train-default:
 	mkdir -p resources/models
 	$(VENV)/bin/promptmid train descriptor $(DATA)/train --objective dense --dense-maps residual --size small --steps 2500 \
 		--batch 2 --lr 5e-3 --point-weight 0.1 --crop 160 --val-fraction 0.2 --seed 0 \
-		--out resources/models/promptmid-dense.safetensors --card resources/models/MODEL_CARD_DENSE.md -q
+		--out resources/models/promptmid-dense.safetensors --card resources/models/MODEL_CARD.md -q
+
+# The earlier shipped model (engine `lite`): descriptors trained on points only (seeded; ~40 min on 2 cores).
+train-lite:
+	mkdir -p resources/models
+	$(VENV)/bin/promptmid train descriptor $(DATA)/train --profile lite --steps 2800 --batch 2 --lr 3e-3 --crop 192 \
+		--seed 0 --out resources/models/promptmid-lite.safetensors --card resources/models/MODEL_CARD_LITE.md -q
 
 package:
 	$(PY) scripts/package.py

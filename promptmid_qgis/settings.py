@@ -8,9 +8,10 @@ from qgis.core import QgsSettings
 
 PREFIX = "PromptMID/"
 # Appended, never reordered: Processing models and batch runs store the engine as an index.
-ENGINES = ("default", "promptmid", "classical", "dense")
+ENGINES = ("default", "promptmid", "classical", "dense", "lite")
 ENGINE_LABELS = {"default": "Default (shipped CPU model)", "promptmid": "Full PromptMID (foundation weights)", "classical": "Classical (no weights)",
-                 "dense": "Dense maps (learned; best for SAR without georeference)"}
+                 "dense": "Dense maps (the default model, by name)",
+                 "lite": "Lite (earlier model: learned descriptors, handcrafted search maps)"}
 DEVICES = ("auto", "cpu", "cuda")
 TRANSFORMS = ("affine", "poly2", "tps")
 TRANSFORM_LABELS = {"affine": "Affine (polynomial 1)", "poly2": "Polynomial 2", "tps": "Thin-plate spline"}

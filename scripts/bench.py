@@ -179,7 +179,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("pairs")
-    ap.add_argument("--engines", default=f"sift,arosics-global,arosics-local,pandora2d,classical,area,dense,default,promptmid,{BUSY}")
+    ap.add_argument("--engines", default=f"sift,arosics-global,arosics-local,pandora2d,classical,area,lite,default,promptmid,{BUSY}")
     ap.add_argument("--protocols", default=",".join(PROTOCOLS))
     ap.add_argument("--out", default=str(REPO / "bench" / "results"))
     ap.add_argument("--seed", type=int, default=0)

@@ -31,7 +31,7 @@ def build(out_dir: Path = REPO / "dist") -> Path:
     version = meta["general"]["version"]
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"promptmid_qgis-{version}.zip"
-    model = REPO / "resources" / "models" / "promptmid-lite.safetensors"
+    model = REPO / "resources" / "models" / "promptmid-dense.safetensors"
     if not model.is_file():
         sys.exit(f"package: the shipped model {model} is missing (run `make train-default`).")
     req = [l for l in (REPO / "requirements.txt").read_text().splitlines() if l and not l.startswith(TEST_ONLY)]

@@ -73,8 +73,8 @@ def _engine_config(args: argparse.Namespace) -> EngineConfig:
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="default", choices=available_engines(),
-                   help="descriptor engine: default (= lite, the shipped CPU model), lite, dense (lite model whose learned "
-                        "maps drive search and templates), promptmid (full; needs --model-dir), classical, area (no descriptor), "
+                   help="descriptor engine: default (= dense, the shipped CPU model: learned maps drive search and "
+                        "templates), dense, lite (earlier model: learned descriptors, handcrafted search maps), promptmid (full; needs --model-dir), classical, area (no descriptor), "
                         "sift (peer)")
     p.add_argument("--model-dir", default=None, help="foundation weights for the full engine (default: $PROMPTMID_MODEL_DIR)")
     p.add_argument("--weights", default=None, help="lite checkpoint (default: the shipped one)")
@@ -195,15 +195,15 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_models(args: argparse.Namespace) -> int:
-    from .descriptors.registry import shipped_lite_checkpoint
+    from .descriptors.registry import shipped_checkpoint
     from .models.model_dir import check_model_dir, download_models, format_check, resolve_model_dir
 
     root = resolve_model_dir(args.model_dir)
     statuses = download_models(root) if args.action == "download" else check_model_dir(root)
     print(f"model directory: {root}")
     print(format_check(statuses))
-    lite = shipped_lite_checkpoint()
-    print(f"{'ok     ' if os.path.isfile(lite) else 'MISSING'} lite (default)     {lite}")
+    default = shipped_checkpoint()
+    print(f"{'ok     ' if os.path.isfile(default) else 'MISSING'} default model      {default}")
     missing = [s for s in statuses if s.component.required and not s.present]
     if missing:
         print(f"The full engine is not usable: {len(missing)} required component(s) missing.")

@@ -39,7 +39,7 @@ class TilingConfig:
 
 @dataclass
 class EngineConfig:
-    engine: str = "default"  # see descriptors.registry: default (= lite, shipped), lite, promptmid, classical, area, sift
+    engine: str = "default"  # see descriptors.registry: default (= dense, shipped), dense, lite, promptmid, classical, area, sift
     model_dir: Optional[str] = None  # foundation weights for the full engine ($PROMPTMID_MODEL_DIR if None)
     weights: Optional[str] = None  # lite checkpoint override
     device: str = "auto"  # auto | cpu | cuda

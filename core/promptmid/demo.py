@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from osgeo import gdal
@@ -74,7 +74,8 @@ def run_demo(data_root: str, out_dir: str, cfg: EngineConfig | None = None, prog
     misregister(sar, bad_sar, shift_px, rotation_deg)
     truth = raster_info(sar).geotransform
     before = grid_error_px(truth, raster_info(bad_sar).geotransform, *_size(sar), from_gcps=False)
-    result = register(optical, bad_sar, out_dir, cfg, OutputConfig(), progress)
+    # The demo measures the result against the truth, so it keeps it whatever the verdict (which it reports).
+    result = register(optical, bad_sar, out_dir, replace(cfg or EngineConfig(), accept_uncertain=True), OutputConfig(), progress)
     coef = fit_polynomial(written_gcps(result, bad_sar), 1)
     after = grid_error_px(truth, coef, *_size(sar), from_gcps=True)
     return DemoResult(result, bad_sar, before, after)

@@ -109,10 +109,10 @@ def _check(job: dict, progress: Progress) -> dict:
         info["cuda_device"] = torch.cuda.get_device_name(0) if info["cuda"] else ""
     except Exception:
         info["cuda"] = False
-    from .descriptors.registry import shipped_lite_checkpoint
+    from .descriptors.registry import shipped_checkpoint
 
-    info["lite_weights"] = shipped_lite_checkpoint()
-    info["lite_present"] = os.path.isfile(info["lite_weights"])
+    info["default_weights"] = shipped_checkpoint()
+    info["default_present"] = os.path.isfile(info["default_weights"])
     if job.get("model_dir"):
         from .models.model_dir import check_model_dir
 

@@ -19,7 +19,7 @@ def describe_probe(info: dict) -> str:
     lines = [f"Python: {info.get('python')}"]
     lines += [f"  {k}: {v}" for k, v in info.get("packages", {}).items()]
     lines.append(f"GPU: {info.get('cuda_device') or 'none (CPU will be used)'}" if info.get("cuda") is not None else "GPU: unknown")
-    lines.append(f"Default model: {'present' if info.get('lite_present') else 'MISSING'} ({info.get('lite_weights')})")
+    lines.append(f"Default model: {'present' if info.get('default_present') else 'MISSING'} ({info.get('default_weights')})")
     if "models" in info:
         lines.append("Full PromptMID engine (model folder):")
     else:

@@ -76,7 +76,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("pairs_dir", help="the train split (never test)")
     ap.add_argument("--out", default=str(REPO / ".device"))
-    ap.add_argument("--val-fraction", type=float, default=0.2, help="as `make train-dense` (its validation stays here)")
+    ap.add_argument("--val-fraction", type=float, default=0.2, help="as `make train-default` (its validation stays here)")
     ap.add_argument("--no-wheels", action="store_true")
     args = ap.parse_args()
     out = Path(args.out)

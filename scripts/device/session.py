@@ -14,7 +14,7 @@ It works through, each phase on its own (a failure is recorded and the next phas
 3. the full profile at real size (SD 1.5 UNet / VAE / CLIP text encoder, ControlNet, DINOv2-base, VGG19
    with random weights from their published configurations, `models.random_model_dir`): each branch's
    dense pass on a 512 px pair in fp16 (autocast), after a warm-up, mean of three; first, as it is short;
-4. the dense recipe of `make train-dense` (same network, objective, losses, batch, learning rate, crop,
+4. the dense recipe of `make train-default` (same network, objective, losses, batch, learning rate, crop,
    seed) on the GPU, its samples made by CPU workers (`Stage2Config.workers`): a short probe measures
    the pace, then one run with as many steps as fit in what is left of ``--budget-s`` (the cosine
    schedule spans them), so the command ends inside the tool's 600 s.
@@ -142,7 +142,7 @@ def prepare_all(items: list[dict], workers: int) -> list:
 
 
 def dense_recipe(out_path: str, steps: int, device: str, workers: int):
-    """`make train-dense`'s settings (see the Makefile), on ``device`` with worker-made samples."""
+    """`make train-default`'s settings (see the Makefile), on ``device`` with worker-made samples."""
     from promptmid.training.cli_train import stage2_network
     from promptmid.training.stage2 import Stage2Config, seed_everything
 

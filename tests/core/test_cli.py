@@ -95,7 +95,7 @@ def test_full_disk_exits_4_and_leaves_no_partial_outputs(s1s2_pair, tmp_path, li
             f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
             "from promptmid.cli import main; sys.exit(main(sys.argv[1:]))")
     r = subprocess.run([sys.executable, "-c", code, "register", str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"),
-                        "-o", str(out), "--engine", "classical", "-q"], capture_output=True, text=True, timeout=300)
+                        "-o", str(out), "--engine", "default", "--accept-uncertain", "-q"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 4, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("promptmid: error:") and "Traceback" not in r.stderr

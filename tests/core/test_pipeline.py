@@ -55,7 +55,7 @@ def test_demo_registers_real_sar_onto_optical(data_root, tmp_path):
     assert ds.GetLayerByName("tie_points").GetFeatureCount() == r.n_gcps
     assert ds.GetLayerByName("match_vectors").GetFeatureCount() == r.n_gcps
     report = json.load(open(r.outputs["report"]))
-    assert report["n_gcps"] == r.n_gcps and report["engine"] == "lite"  # the default engine is the shipped model
+    assert report["n_gcps"] == r.n_gcps and report["engine"] == "dense"  # the default engine is the shipped (dense) model
     out = gdal.Open(r.outputs["warped"])
     assert "World Mercator" in out.GetProjection() or "3395" in out.GetProjection()
 
@@ -104,7 +104,7 @@ def test_unwritable_output_folder_is_an_output_error(s1s2_pair, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")  # a folder cannot be created under a file (root ignores chmod, this it cannot)
     with pytest.raises(OutputError, match="not writable"):
-        register(str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), str(blocker / "out"), EngineConfig(engine="classical"))
+        register(str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), str(blocker / "out"), EngineConfig(engine="default", accept_uncertain=True))
 
 
 @pytest.mark.parametrize("kind", ["uint16_linear", "float_db", "rgbn_optical"])
@@ -123,7 +123,7 @@ def test_radiometry_variants_register(s1s2_pair, tmp_path, kind):
     else:
         rgb = ds_o.ReadAsArray()
         optical = write_raster(tmp_path / "rgbn.tif", np.concatenate([rgb, rgb[:1]]), ds_o.GetGeoTransform(), wkt=ds_o.GetProjection())
-    r = register(optical, sar_path, str(tmp_path / "o"), EngineConfig(engine="classical"))
+    r = register(optical, sar_path, str(tmp_path / "o"), EngineConfig(engine="default", accept_uncertain=True))
     assert r.n_inliers >= 30
 
 
@@ -197,7 +197,7 @@ def test_crs_mismatch_gcps_land_where_the_sar_georeference_puts_them(make_raster
     opt_path = make_raster(img)  # UTM 33N, 10 m
     sar_path = str(tmp_path / "sar_wgs84.tif")
     gdal.Warp(sar_path, opt_path, dstSRS="EPSG:4326", resampleAlg="bilinear")
-    result = register(opt_path, sar_path, str(tmp_path / "o"), EngineConfig(engine="area"))
+    result = register(opt_path, sar_path, str(tmp_path / "o"), EngineConfig(engine="area", accept_uncertain=True))
     sar = raster_info(sar_path)
     g = written_gcps(result, sar_path)
     lon, lat = pixel_to_map(sar, g.pixel, g.line)
@@ -214,12 +214,13 @@ def test_multiband_sar_band_choice_is_used_and_reported(s1s2_pair, tmp_path):
     noise = np.random.default_rng(0).integers(1, 255, sar.shape).astype(np.uint8)
     stack = write_raster(tmp_path / "stack.tif", np.stack([noise, sar]), geotransform=ds.GetGeoTransform(), wkt=ds.GetProjection())
     optical = str(s1s2_pair / "optical.tif")
-    result = register(optical, stack, str(tmp_path / "b2"), EngineConfig(engine="area", sar_band="2"))
+    # near its georeference the verdict is strict (README): kept either way, band 2 must give a real fit
+    result = register(optical, stack, str(tmp_path / "b2"), EngineConfig(engine="default", sar_band="2", accept_uncertain=True))
     report = json.load(open(result.outputs["report"]))
-    assert result.verdict == "registered" and report["sar_band"] == "2" and report["sar_band_meaning"] == "band 2"
+    assert result.n_inliers >= 300 and report["sar_band"] == "2" and report["sar_band_meaning"] == "band 2"
     with pytest.raises(RegistrationError):  # band 1 is noise: nothing to claim
-        register(optical, stack, str(tmp_path / "b1"), EngineConfig(engine="area", sar_band="1"))
-    mean = register(optical, stack, str(tmp_path / "mean"), EngineConfig(engine="area", sar_band="mean", accept_uncertain=True))
+        register(optical, stack, str(tmp_path / "b1"), EngineConfig(engine="default", sar_band="1"))
+    mean = register(optical, stack, str(tmp_path / "mean"), EngineConfig(engine="default", sar_band="mean", accept_uncertain=True))
     assert json.load(open(mean.outputs["report"]))["sar_band_meaning"] == "mean of all bands"
     with pytest.raises(InputError, match="has 2 band"):
         register(optical, stack, str(tmp_path / "b3"), EngineConfig(engine="area", sar_band="3"))

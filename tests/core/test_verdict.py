@@ -8,7 +8,7 @@ from promptmid.guided import TiePoints
 from promptmid.verdict import Evidence, VerdictConfig, gather_evidence, judge
 
 GOOD = Evidence(n_tie_points=120, n_inliers=100, inlier_ratio=0.83, spread=0.5, agreement_px=0.8,
-                expected_error_px=0.3, peak_ratio=1.4, search_score=0.3)
+                expected_error_px=0.3, non_similarity_px=0.5, peak_ratio=1.4, search_score=0.3)
 
 
 def test_strong_evidence_is_registered_with_confidence():
@@ -22,6 +22,7 @@ def test_strong_evidence_is_registered_with_confidence():
     ("peak_ratio", 1.0, "the best pose barely stands out from other poses (peak ratio 1.00"),
     ("expected_error_px", 9.0, "expected error"),
     ("search_score", 0.01, "weak structural similarity"),
+    ("non_similarity_px", 6.0, "shears or stretches the image by 6.0 px"),
 ])
 def test_each_weak_piece_of_evidence_makes_it_uncertain_and_says_why(field, value, words):
     ev = Evidence(**{**GOOD.__dict__, field: value})
@@ -88,3 +89,20 @@ def test_a_model_calibrated_verdict_replaces_only_what_its_calibration_chose():
     assert verdict_config(Calibrated(), cfg) is full
     assert verdict_config(Calibrated(), EngineConfig(search=georef_search(cfg.search))) is near
     assert verdict_config(None, cfg) is cfg.verdict
+
+
+def test_non_similarity_is_zero_for_a_similarity_and_the_corner_displacement_of_a_shear():
+    from promptmid.verdict import corners_and_centre, non_similarity_px
+
+    at = corners_and_centre((101, 201))  # x 0..200, y 0..100: corners 111.8 px from the centre
+    a = math.radians(7.0)
+    sim = np.array([[0.9 * math.cos(a), -0.9 * math.sin(a), 12.0], [0.9 * math.sin(a), 0.9 * math.cos(a), -3.0], [0, 0, 1]])
+    assert non_similarity_px(sim, at) == pytest.approx(0.0, abs=1e-9)
+    shear = np.array([[1.0, 0.02, 0.0], [0.0, 1.0, 0.0], [0, 0, 1]]) @ sim
+    # measured directly: the farthest corner's distance from where the nearest similarity puts it
+    lin = shear[:2, :2]
+    p, q = 0.5 * (lin[0, 0] + lin[1, 1]), 0.5 * (lin[1, 0] - lin[0, 1])
+    near = np.array([[p, -q], [q, p]])
+    d = (at[:-1] - at[-1]) @ (lin - near).T
+    assert non_similarity_px(shear, at) == pytest.approx(np.max(np.linalg.norm(d, axis=1)))
+    assert 0.5 * 0.02 * 0.9 * 111.8 == pytest.approx(non_similarity_px(shear, at), rel=1e-3)

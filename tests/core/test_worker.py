@@ -11,7 +11,7 @@ def _lines(capsys):
 
 def test_register_job_streams_progress_then_one_result(s1s2_pair, tmp_path, capsys):
     code = run_job({"action": "register", "optical": str(s1s2_pair / "optical.tif"), "sar": str(s1s2_pair / "sar.tif"),
-                    "output_dir": str(tmp_path), "engine": "classical"})
+                    "output_dir": str(tmp_path), "engine": "default", "accept_uncertain": True})
     msgs = _lines(capsys)
     assert code == 0
     progress = [m["progress"] for m in msgs if "progress" in m]

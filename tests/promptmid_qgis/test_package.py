@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent('''
     info = probe(sys.executable)
     print(json.dumps({"plugin_file": promptmid_qgis.__file__, "engine": str(engine_path()),
                       "algorithms": sorted(a.id() for a in provider.algorithms()) if provider else [],
-                      "lite_weights": info.get("lite_weights"), "lite_present": info.get("lite_present"), "error": info.get("error")}))
+                      "default_weights": info.get("default_weights"), "default_present": info.get("default_present"), "error": info.get("error")}))
     qgis.utils.unloadPlugin("promptmid_qgis")
     app.exitQgis()
 ''')
@@ -46,7 +46,7 @@ def test_zip_installs_into_a_profile_and_loads(tmp_path):
     names = zipfile.ZipFile(zpath).namelist()
     assert all(n.startswith("promptmid_qgis/") for n in names)
     for needed in ("promptmid_qgis/metadata.txt", "promptmid_qgis/__init__.py", "promptmid_qgis/engine/promptmid/worker.py",
-                   "promptmid_qgis/resources/models/promptmid-lite.safetensors", "promptmid_qgis/resources/icon.svg",
+                   "promptmid_qgis/resources/models/promptmid-dense.safetensors", "promptmid_qgis/resources/models/promptmid-lite.safetensors", "promptmid_qgis/resources/icon.svg",
                    "promptmid_qgis/resources/landcover/worldcover.json", "promptmid_qgis/requirements-engine.txt"):
         assert needed in names
     assert not any("__pycache__" in n for n in names)
@@ -61,4 +61,4 @@ def test_zip_installs_into_a_profile_and_loads(tmp_path):
     assert info["plugin_file"].startswith(str(plugins))
     assert info["engine"] == str(plugins / "promptmid_qgis" / "engine")
     assert len(info["algorithms"]) == 4
-    assert info["lite_present"] and info["lite_weights"].startswith(str(plugins)), info
+    assert info["default_present"] and info["default_weights"].startswith(str(plugins)), info

@@ -42,7 +42,7 @@ def _true_map(gt, col, row):
 def test_georeferenced_sar_points_are_layer_coordinates(qgis_app, pair_files, s1s2_pair, tmp_path):
     true_gt = gdal.Open(str(s1s2_pair / "sar.tif")).GetGeoTransform()
     mis_gt = gdal.Open(pair_files[1]).GetGeoTransform()  # shifted 20 px and rotated 1 degree
-    result = register(pair_files[0], pair_files[1], str(tmp_path / "o"), EngineConfig(engine="classical"),
+    result = register(pair_files[0], pair_files[1], str(tmp_path / "o"), EngineConfig(engine="default", accept_uncertain=True),
                       OutputConfig(qgis_points_source="auto"))
     crs, rows = _rows(result.outputs["points"])
     assert crs.isValid() and crs == QgsCoordinateReferenceSystem("EPSG:3395")
@@ -60,7 +60,7 @@ def test_ungeoreferenced_sar_points_are_pixels_y_down(qgis_app, s1s2_pair, tmp_p
     true_gt = gdal.Open(str(s1s2_pair / "sar.tif")).GetGeoTransform()
     bare = write_raster(tmp_path / "sar_bare.tif", gdal.Open(str(s1s2_pair / "sar.tif")).ReadAsArray(), geotransform=None, epsg=None)
     assert gdal.Open(bare).GetGeoTransform(can_return_null=True) is None
-    result = register(str(s1s2_pair / "optical.tif"), bare, str(tmp_path / "o"), EngineConfig(engine="classical"),
+    result = register(str(s1s2_pair / "optical.tif"), bare, str(tmp_path / "o"), EngineConfig(engine="default", accept_uncertain=True),
                       OutputConfig(qgis_points_source="auto"))
     _, rows = _rows(result.outputs["points"])
     assert rows[:, 3].max() <= 0  # y negative downward

@@ -34,7 +34,7 @@ def test_register_in_a_batch_of_two(provider, pair_files, s1s2_pair, tmp_path, q
     outs = []
     for i, sar in enumerate((pair_files[1], second)):  # what the batch interface does: one run per row
         run = processing.runAndLoadResults if i == 0 else processing.run  # the first as the dialog runs it: layers load
-        r = run("promptmid:register_raster_pair", {"OPTICAL": pair_files[0], "SAR": sar, "LAND_USE": 1, "ENGINE": 2,
+        r = run("promptmid:register_raster_pair", {"OPTICAL": pair_files[0], "SAR": sar, "LAND_USE": 1, "ENGINE": 0, "KEEP_UNCERTAIN": True,
                                                    "TRANSFORM": 0, "OUTPUT_FOLDER": str(tmp_path / f"out{i}")})
         outs.append(r)
         assert QgsRasterLayer(r["WARPED"], "w").crs().authid() == "EPSG:3395"
@@ -42,9 +42,10 @@ def test_register_in_a_batch_of_two(provider, pair_files, s1s2_pair, tmp_path, q
         assert os.path.isfile(r["GCP_FILE"]) and r["RMSE_PX"] > 0
     assert outs[0]["WARPED"] != outs[1]["WARPED"]
     loaded = {l.name(): l for l in QgsProject.instance().mapLayers().values()}
-    assert {"sar_shifted_registered", "sar_shifted tie points", "sar_shifted match vectors"} <= set(loaded)
-    assert loaded["sar_shifted_registered"].source() == outs[0]["WARPED"]
-    assert type(loaded["sar_shifted tie points"].renderer()).__name__ == "QgsGraduatedSymbolRenderer"  # styled on loading
+    sfx = " (uncertain)" if outs[0]["VERDICT"] == "uncertain" else ""  # kept as asked, marked in its name
+    assert {f"sar_shifted_registered{sfx}", f"sar_shifted tie points{sfx}", "sar_shifted match vectors"} <= set(loaded)
+    assert loaded[f"sar_shifted_registered{sfx}"].source() == outs[0]["WARPED"]
+    assert type(loaded[f"sar_shifted tie points{sfx}"].renderer()).__name__ == "QgsGraduatedSymbolRenderer"  # styled on loading
     assert loaded["sar_shifted match vectors"].renderer().symbol().color().name() == "#ffaa00"
 
 

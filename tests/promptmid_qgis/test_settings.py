@@ -37,7 +37,7 @@ def test_setup_steps_make_a_venv_with_system_packages_and_pinned_requirements(tm
 
 
 def test_check_models_without_a_model_folder_speaks_of_the_full_engine():
-    text = describe_probe({"python": "/p", "packages": {"torch": "2.13.0"}, "cuda": False, "lite_present": True, "lite_weights": "w"})
+    text = describe_probe({"python": "/p", "packages": {"torch": "2.13.0"}, "cuda": False, "default_present": True, "default_weights": "w"})
     assert "Full PromptMID engine: no model folder set" in text and "Stable Diffusion 1.5" in text
 
 

@@ -29,3 +29,15 @@ def test_no_wrong_fit_passes_and_ambiguous_sentinel1_rows_can_be_left_out():
     assert counts == {"pairs": 3, "right_le_3px": 2, "wrong_gt_5px": 1, "right_claimed": 2, "wrong_claimed": 0, "claimed": 2}
     assert not calibrate.ambiguous(_row("s1s2_002", 9.0, 150, 1.5)) and not calibrate.ambiguous(_row("3mos_d", 6.0, 150, 1.5))
     assert math.isfinite(th["max_agreement_px"]) or math.isfinite(th["min_inliers_registered"])
+
+
+def test_a_sheared_wrong_fit_is_cut_by_its_departure_from_a_similarity_after_a_full_search_only():
+    def row(pid, err, nonsim):
+        return {**_row(pid, err, 120, 1.0), "protocol": "paper", "non_similarity_px": nonsim}
+
+    rows = [row("3mos_a", 1.0, 0.8), row("3mos_b", 2.0, 1.2), row("3mos_c", 9.0, 4.5)]  # alike but for the shear
+    th, counts = calibrate.choose(rows, asdict(VerdictConfig()))
+    assert counts["right_claimed"] == 2 and counts["wrong_claimed"] == 0 and 1.2 <= th["max_non_similarity_px"] < 4.5
+    near = [c for c in calibrate.CHECKS if c[0] not in calibrate.NOT_NEAR_GEOREF]
+    th, counts = calibrate.choose(rows, asdict(VerdictConfig()), near)
+    assert "max_non_similarity_px" not in th and counts["wrong_claimed"] == 0 and counts["right_claimed"] < 2

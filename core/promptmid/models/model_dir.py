@@ -64,7 +64,7 @@ def resolve_model_dir(model_dir: Optional[str]) -> str:
     if not path:
         raise ModelMissingError(
             f"No model directory set: pass --model-dir, set ${ENV_VAR}, or choose one in the plugin settings. "
-            "Use the default (lite) engine to register without foundation weights.")
+            "Use the default engine to register without foundation weights.")
     return os.path.abspath(os.path.expanduser(path))
 
 

@@ -28,7 +28,7 @@ from .vgg import VGG19_LAYERS, VGG19_TAPS, VGGFeatures, relu_indices
 
 LITE_LAYERS: list = [16, "M", 32, 32, "M", 64, 64, "M", 96]
 # Lite models for dense use (translation-correlation training), by size; the shipped one was chosen on the
-# validation split (resources/models/MODEL_CARD_DENSE.md).
+# validation split (resources/models/MODEL_CARD.md).
 DENSE_SIZES: dict = {
     "small": {"lite_layers": [16, "M", 32, "M", 48], "head_width": 32},
     "base": {"lite_layers": [24, "M", 48, 48, "M", 64, 64], "head_width": 48},

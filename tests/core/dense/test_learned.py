@@ -46,12 +46,13 @@ def test_free_learned_maps_are_resampled_to_the_pixel_grid():
 
 def test_only_models_trained_for_dense_use_replace_the_cfog_maps():
     assert isinstance(dense_featurizer(get_describer("area"), EngineConfig()), CfogFeaturizer)
-    assert isinstance(dense_featurizer(get_describer("default"), EngineConfig()), CfogFeaturizer)
+    assert isinstance(dense_featurizer(get_describer("lite"), EngineConfig()), CfogFeaturizer)  # trained on points only
     assert isinstance(dense_featurizer(get_describer("dense"), EngineConfig()), LearnedFeaturizer)
+    assert isinstance(dense_featurizer(get_describer("default"), EngineConfig()), LearnedFeaturizer)  # the shipped model is the dense one
 
 
-def test_the_shipped_dense_engine_recovers_a_known_warp_of_a_real_pair(small_pair):
-    res = evaluate_pair(str(small_pair), get_describer("dense"), EngineConfig(), ProtocolConfig(), np.random.default_rng(3))
+def test_the_shipped_default_engine_recovers_a_known_warp_of_a_real_pair(small_pair):
+    res = evaluate_pair(str(small_pair), get_describer("default"), EngineConfig(), ProtocolConfig(), np.random.default_rng(3))
     assert res.fit_err_px < 3.0, res
 
 
