@@ -87,7 +87,9 @@ def test_tiled_registration_refines_a_large_scene_at_full_resolution(small_mosai
     matched, the merged GCPs are sub-pixel and better than the coarse solution, the inputs are untouched."""
     t = small_mosaic
     digest = {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in (t["optical"], t["sar"])}
-    cfg = EngineConfig(engine="classical", max_side=256, tiling=TilingConfig(mode="on", tile=256, max_tiles=4))
+    # accuracy is the subject here, not the verdict (strict near a georeference: README), so results are kept
+    cfg = EngineConfig(engine="classical", max_side=256, tiling=TilingConfig(mode="on", tile=256, max_tiles=4),
+                       accept_uncertain=True)
     res = register(t["optical"], t["sar"], str(tmp_path / "out"), cfg)
     assert res.tiles_tried == 4 and res.tiles_used >= 3
     err = registration_errors(t, res.outputs["points"], points_source=res.points_source)
