@@ -77,7 +77,7 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
                         "templates), dense, lite (earlier model: learned descriptors, handcrafted search maps), promptmid (full; needs --model-dir), classical, area (no descriptor), "
                         "sift (peer)")
     p.add_argument("--model-dir", default=None, help="foundation weights for the full engine (default: $PROMPTMID_MODEL_DIR)")
-    p.add_argument("--weights", default=None, help="lite checkpoint (default: the shipped one)")
+    p.add_argument("--weights", default=None, help="checkpoint for a learned engine: default, dense or lite (default: the shipped one; $PROMPTMID_WEIGHTS for the default engine)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--max-side", type=int, default=None, help="longer side of the matching grid in pixels")
     p.add_argument("--keypoints", type=int, default=None, help="maximum PC-FAST keypoints per image")
