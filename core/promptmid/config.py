@@ -41,7 +41,7 @@ class TilingConfig:
 class EngineConfig:
     engine: str = "default"  # see descriptors.registry: default (= dense, shipped), dense, lite, promptmid, classical, area, sift
     model_dir: Optional[str] = None  # foundation weights for the full engine ($PROMPTMID_MODEL_DIR if None)
-    weights: Optional[str] = None  # lite checkpoint override
+    weights: Optional[str] = None  # checkpoint override for a learned engine (default, dense, lite)
     device: str = "auto"  # auto | cpu | cuda
     land_use: Optional[str] = None  # one of LAND_USE_CLASSES; used by prompt-conditioned engines
     land_cover: Optional[str] = None  # land-cover raster: majority class over the overlap, when land_use is None

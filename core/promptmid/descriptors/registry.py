@@ -88,10 +88,14 @@ def _full(model_dir: Optional[str] = None, device: Optional[str] = None, **_: ob
     return LearnedDescriber(build_full_network(model_dir, device=dev), "promptmid", dev)
 
 
+def _dense(**options: object) -> Describer:
+    return _lite(**{**options, "filename": DENSE_FILENAME, "name": "dense"})
+
+
 _FACTORIES: dict[str, Callable[..., Describer]] = {
-    "default": lambda **kw: _lite(**{**kw, "filename": DEFAULT_FILENAME, "name": "dense"}),
+    "default": _dense,  # DEFAULT_FILENAME
     "lite": _lite,
-    "dense": lambda **kw: _lite(**{**kw, "filename": DENSE_FILENAME, "name": "dense"}),
+    "dense": _dense,
     "promptmid": _full,
     "classical": lambda **_: ClassicalDescriber(),
     "sift": lambda **_: _sift(),
