@@ -24,6 +24,7 @@ from ..models.prompts import DEFAULT_TEMPLATE, prompt_text
 from ..progress import Progress
 from .data import load_pairs, split_pairs
 from .stage2 import seed_everything
+from .steps import after_step
 
 
 @dataclass
@@ -134,14 +135,8 @@ def train_stage1(components: dict, cfg: Stage1Config, engine_cfg: Optional[Engin
         state.step += 1
         state.losses.append(float(loss.detach()))
         state.seconds = time.perf_counter() - t0
-        if state.step % 10 == 0 or state.step == cfg.steps:
-            msg = f"step {state.step}/{cfg.steps} loss {np.mean(state.losses[-10:]):.4f}"
-            log(msg)
-            sub.report(state.step / cfg.steps, msg)
-        else:
-            sub.check()
-        if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
-            checkpoint(final=False)
+        after_step(state.step, cfg.steps, 10, lambda: f"step {state.step}/{cfg.steps} loss {np.mean(state.losses[-10:]):.4f}",
+                   log, sub, cfg.checkpoint_every, lambda: checkpoint(final=False))
     checkpoint(final=True)
     progress.report(1.0, "done")
     return state

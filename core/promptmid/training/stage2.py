@@ -33,6 +33,7 @@ from .data import AugmentConfig, CachedPair, Sample, load_pairs, make_sample, sp
 from .dense_data import DenseAugmentConfig, DenseSample, make_dense_sample
 from .losses import correlation_loss, hard_negative_nce, info_nce
 from .sample_stream import SampleStream, samples_from
+from .steps import after_step
 
 
 @dataclass
@@ -287,14 +288,9 @@ def train_stage2(net: PromptMIDNet, cfg: Stage2Config, engine_cfg: Optional[Engi
             sched.step()
             state.step += 1
             state.losses.append(total)
-            if state.step % 50 == 0 or state.step == cfg.steps:
-                msg = f"step {state.step}/{cfg.steps} loss {np.mean(state.losses[-50:]):.3f} lr {sched.get_last_lr()[0]:.2e}"
-                log(msg)
-                train_progress.report(state.step / cfg.steps, msg)
-            else:
-                train_progress.check()
-            if state.step % cfg.checkpoint_every == 0 and state.step < cfg.steps:
-                checkpoint()
+            after_step(state.step, cfg.steps, 50,
+                       lambda: f"step {state.step}/{cfg.steps} loss {np.mean(state.losses[-50:]):.3f} lr {sched.get_last_lr()[0]:.2e}",
+                       log, train_progress, cfg.checkpoint_every, checkpoint)
     progress.report(0.95, "validation")
     val = val_ids[: cfg.val_limit]
     if uses_prior(net.cfg) and val and cfg.prior_skip_candidates:
