@@ -159,29 +159,28 @@ def judge(ev: Evidence, cfg: VerdictConfig) -> Verdict:
     """Verdict and confidence from the evidence; the reason names the weakest piece and what to try."""
     if ev.n_inliers < cfg.min_inliers:
         return Verdict("failed", 0.0, f"only {ev.n_inliers} consistent tie points (at least {cfg.min_inliers} needed)", ev)
-    checks = [  # (passes, margin in [0, 1] (how clearly), reason when it fails)
-        (ev.n_inliers >= cfg.min_inliers_registered, _ratio(ev.n_inliers, cfg.min_inliers_registered),
+    checks = [  # (evidence it reads, passes, margin in [0, 2] (how clearly; 1 = at the threshold), reason when it fails)
+        ("n_inliers", ev.n_inliers >= cfg.min_inliers_registered, _ratio(ev.n_inliers, cfg.min_inliers_registered),
          f"few consistent tie points ({ev.n_inliers})"),
-        (ev.inlier_ratio >= cfg.min_inlier_ratio, _ratio(ev.inlier_ratio, cfg.min_inlier_ratio),
+        ("inlier_ratio", ev.inlier_ratio >= cfg.min_inlier_ratio, _ratio(ev.inlier_ratio, cfg.min_inlier_ratio),
          f"most tie points disagree with the fit ({100 * ev.inlier_ratio:.0f} % consistent)"),
-        (ev.spread >= cfg.min_spread, _ratio(ev.spread, cfg.min_spread),
+        ("spread", ev.spread >= cfg.min_spread, _ratio(ev.spread, cfg.min_spread),
          f"tie points cover only {100 * ev.spread:.0f} % of the overlap"),
-        (ev.agreement_px <= cfg.max_agreement_px, _ratio(cfg.max_agreement_px, ev.agreement_px),
+        ("agreement_px", ev.agreement_px <= cfg.max_agreement_px, _ratio(cfg.max_agreement_px, ev.agreement_px),
          f"the tie-point fit disagrees with the global search by {ev.agreement_px:.1f} px"),
-        (ev.expected_error_px <= cfg.max_expected_error_px, _ratio(cfg.max_expected_error_px, ev.expected_error_px),
-         f"expected error of the transform {ev.expected_error_px:.1f} px"),
-        (ev.non_similarity_px <= cfg.max_non_similarity_px, _ratio(cfg.max_non_similarity_px, ev.non_similarity_px),
+        ("expected_error_px", ev.expected_error_px <= cfg.max_expected_error_px,
+         _ratio(cfg.max_expected_error_px, ev.expected_error_px), f"expected error of the transform {ev.expected_error_px:.1f} px"),
+        ("non_similarity_px", ev.non_similarity_px <= cfg.max_non_similarity_px,
+         _ratio(cfg.max_non_similarity_px, ev.non_similarity_px),
          f"the fit shears or stretches the image by {ev.non_similarity_px:.1f} px at its corners beyond a rotation, "
          "scale and shift (tie points sliding along edges, or real distortion)"),
-        (ev.peak_ratio >= cfg.min_peak_ratio, _ratio(ev.peak_ratio - 1.0, cfg.min_peak_ratio - 1.0),
+        ("peak_ratio", ev.peak_ratio >= cfg.min_peak_ratio, _ratio(ev.peak_ratio - 1.0, cfg.min_peak_ratio - 1.0),
          f"the best pose barely stands out from other poses (peak ratio {ev.peak_ratio:.2f}: weak or repeated structure)"),
-        (ev.search_score >= cfg.min_search_score, _ratio(ev.search_score, cfg.min_search_score),
+        ("search_score", ev.search_score >= cfg.min_search_score, _ratio(ev.search_score, cfg.min_search_score),
          f"weak structural similarity between the images (score {ev.search_score:.2f})"),
     ]
     # Evidence a path does not produce (NaN: a sparse peer has no global search) is not judged.
-    names = ("n_inliers", "inlier_ratio", "spread", "agreement_px", "expected_error_px", "non_similarity_px", "peak_ratio",
-             "search_score")
-    checks = [c for c, n in zip(checks, names) if not (isinstance(getattr(ev, n), float) and math.isnan(getattr(ev, n)))]
+    checks = [c[1:] for c in checks if not (isinstance(getattr(ev, c[0]), float) and math.isnan(getattr(ev, c[0])))]
     # Confidence: the weakest margin, mapped so that just passing every check gives 0.5.
     weakest = min(m for _, m, _ in checks)
     confidence = float(np.clip(0.5 * weakest, 0.0, 1.0))
