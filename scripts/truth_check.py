@@ -17,15 +17,19 @@ import json
 import os
 import sys
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from promptmid.descriptors.base import Describer
+    from promptmid.descriptors.registry import AreaOnly
 
-def displacement(pair_dir: str, engine: str) -> np.ndarray | None:
+
+def displacement(pair_dir: str, engine: str, describer: "Describer | AreaOnly") -> np.ndarray | None:
     """Native px that the engine's fit moves the SAR image's corners and centre ((5, 2), x/y), None if it
     found no registered-or-uncertain transform."""
     from promptmid.config import EngineConfig
-    from promptmid.descriptors.registry import get_describer
     from promptmid.evaluation.protocol import downsample, pair_land_use
     from promptmid.geometry.fit import apply_h
     from promptmid.io.rasters import raster_info, read_pixels
@@ -39,7 +43,7 @@ def displacement(pair_dir: str, engine: str) -> np.ndarray | None:
     cfg = replace(cfg, search=georef_search(cfg.search), land_use=pair_land_use(pair_dir) or cfg.land_use)
     (od, odv), fo = downsample(opt, ov, cfg.max_side)
     (sd, sdv), fs = downsample(sar, sv, cfg.max_side)
-    pm = prepare_and_match(od, odv, sd, sdv, raster_info(sar_path).dtype, get_describer(engine), cfg)
+    pm = prepare_and_match(od, odv, sd, sdv, raster_info(sar_path).dtype, describer, cfg)
     if pm.fit is None or pm.verdict is None or pm.verdict.verdict == "failed":
         return None
     fit = pm.rescaled(fo, fs).fit.matrix
@@ -55,13 +59,15 @@ def main() -> int:
     ap.add_argument("--engines", nargs=2, default=["default", "area"])
     ap.add_argument("--out", default="bench/results/truth_check.json")
     args = ap.parse_args()
+    from promptmid.descriptors.registry import get_describer
     from promptmid.evaluation.protocol import list_pairs
     from promptmid.runtime import configure_process
 
     configure_process()
+    describers = {e: get_describer(e) for e in args.engines}  # loaded once, not per pair
     rows = []
     for pid in [p for p in list_pairs(args.pairs_dir) if p.startswith(args.prefix)]:
-        d = [displacement(os.path.join(args.pairs_dir, pid), e) for e in args.engines]
+        d = [displacement(os.path.join(args.pairs_dir, pid), e, describers[e]) for e in args.engines]
         if any(x is None for x in d):
             rows.append({"pair_id": pid, "found": False})
             continue
