@@ -13,8 +13,9 @@ ENGINE_LABELS = {"default": "Default (shipped CPU model)", "promptmid": "Full Pr
                  "dense": "Dense maps (the default model, by name)",
                  "lite": "Lite (earlier model: learned descriptors, handcrafted search maps)"}
 DEVICES = ("auto", "cpu", "cuda")
-TRANSFORMS = ("affine", "poly2", "tps")
-TRANSFORM_LABELS = {"affine": "Affine (polynomial 1)", "poly2": "Polynomial 2", "tps": "Thin-plate spline"}
+TRANSFORMS = ("affine", "poly2", "tps", "similarity")  # appended, never reordered (Processing stores an index)
+TRANSFORM_LABELS = {"affine": "Affine (polynomial 1)", "poly2": "Polynomial 2", "tps": "Thin-plate spline",
+                    "similarity": "Similarity (rotation, scale, shift; as fitted)"}
 LAND_USE = ("farmland", "city", "village", "water", "forest", "road", "others")
 LAND_USE_LABELS = {"farmland": "Farmland", "city": "City", "village": "Village", "water": "Water", "forest": "Forest",
                    "road": "Road", "others": "Others (mixed / unknown)"}
@@ -26,7 +27,7 @@ class PluginSettings:
     model_dir: str = ""
     device: str = "auto"
     engine: str = "default"
-    transform: str = "affine"
+    transform: str = "similarity"
     python: str = ""  # engine interpreter; empty = auto-detect
     output_dir: str = ""
     land_use: str = DEFAULT_LAND_USE  # last land-use class chosen in the Register dialog

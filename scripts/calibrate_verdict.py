@@ -38,6 +38,9 @@ CHECKS = [
 # dropping Sentinel-1 fits whose truth has terrain offsets (train, 84 pairs per protocol).
 NOT_NEAR_GEOREF = ("non_similarity_px",)
 GOOD_PX, BAD_PX = 3.0, 5.0
+# Rows hold evidence rounded to 4 decimals (Evidence.as_dict): a threshold half a unit past the value it must
+# exclude excludes it at full precision too (and an inlier count n becomes "at least n + 1", never "n").
+ROUND_GUARD = 5e-5
 # Sentinel-1 GRD pairs (s1s2_*) carry terrain offsets of several px in their own "truth" (data README;
 # -10 px in the mountains of s1s2_004): a fit 5-8 px from it may be right, so with --s1s2-ambiguous such
 # rows are neither right nor wrong and do not steer the thresholds. Measured and NOT used for the shipped
@@ -121,7 +124,7 @@ def choose(rows: list[dict], base: dict, checks: list | None = None) -> tuple[di
             vals = sorted({value(r, f) for r in bad_in if not math.isnan(value(r, f))}, reverse=d < 0)
             for v in vals[:8]:
                 cand = dict(th)
-                cand[t] = np.nextafter(v, math.inf if d > 0 else -math.inf)
+                cand[t] = v + ROUND_GUARD if d > 0 else v - ROUND_GUARD
                 removed = len(bad_in) - sum(passes(r, cand) for r in bad)
                 lost = sum(passes(r, th) for r in good) - sum(passes(r, cand) for r in good)
                 if removed > 0 and (best is None or lost / removed < best[0] or (lost / removed == best[0] and removed > best[1])):

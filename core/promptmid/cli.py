@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--land-use", choices=LAND_USE_CLASSES, default=None, help="land-use class of the scene (prompt)")
     reg.add_argument("--land-cover", default=None, help="land-cover raster: its majority class over the overlap is the prompt")
     reg.add_argument("--land-cover-legend", default="worldcover", help="worldcover, corine, whu-opt-sar or a legend JSON")
-    reg.add_argument("--transform", choices=WARP_TRANSFORMS, default="affine", help="warp model from GCPs (default: %(default)s)")
+    reg.add_argument("--transform", choices=WARP_TRANSFORMS, default=OutputConfig.transform,
+                     help="warp model: the similarity the engine fits, or a polynomial / spline through the GCPs (default: %(default)s)")
     reg.add_argument("--resampling", default="bilinear", choices=["near", "bilinear", "cubic", "lanczos", "average"])
     reg.add_argument("--output-grid", choices=["optical", "native"], default="optical",
                      help="optical: warped SAR on the optical raster's grid; native: GDAL picks extent/resolution")

@@ -17,7 +17,7 @@ from .search import SearchConfig
 from .verdict import VerdictConfig, georef_verdict
 
 LAND_USE_CLASSES = ("farmland", "city", "village", "water", "forest", "road", "others")
-WARP_TRANSFORMS = ("affine", "poly2", "tps")
+WARP_TRANSFORMS = ("similarity", "affine", "poly2", "tps")
 
 
 @dataclass
@@ -67,7 +67,9 @@ class EngineConfig:
 
 @dataclass
 class OutputConfig:
-    transform: str = "affine"  # warp model from GCPs: affine (polynomial 1) | poly2 | tps
+    # Warp model: similarity (what the engine fits: rotation, scale, shift of the SAR as placed on the optical
+    # grid; geometry/similarity.py) | affine (polynomial 1 through the GCPs) | poly2 | tps
+    transform: str = "similarity"
     resampling: str = "bilinear"  # GDAL resampling for the warped SAR
     output_grid: str = "optical"  # "optical": same pixel size/extent as the optical raster; "native": GDAL's choice
     max_gcps: int = 400  # spread subset of inliers written as GCPs (TPS cost grows with N^2)

@@ -3,7 +3,7 @@ and measure how well the known error was undone.
 
 The input pair comes from the shared data set (co-registered Sentinel-1/2 with real georeference). The
 demo writes a copy of the SAR whose georeference is shifted and rotated (the original file is only
-read), registers that copy onto the optical image, and compares the GCP transform with the truth.
+read), registers that copy onto the optical image, and compares the written warp with the truth.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from osgeo import gdal
 
 from .config import EngineConfig, OutputConfig
 from .errors import InputError
-from .geometry.gcps import eval_polynomial, fit_polynomial
 from .io.atomic import atomic_path, ensure_writable_dir
 from .io.rasters import raster_info
-from .pipeline import RegistrationResult, register, written_gcps
+from .pipeline import RegistrationResult, register, written_warp
 from .progress import Progress
 
 DEFAULT_PAIR = "test/s1s2_163"  # flat terrain: the S1 GRD / S2 pair agrees best there (README, data note)
@@ -50,15 +49,17 @@ def misregister(sar_path: str, out_path: str, shift_px: tuple[float, float], rot
         ds = None
 
 
-def grid_error_px(true_gt: tuple, coef_or_gt, width: int, height: int, from_gcps: bool) -> float:
-    """RMS distance (in pixels of the true grid) between true and estimated map positions of a 10x10 grid."""
+def grid_error_px(true_gt: tuple, estimate, width: int, height: int) -> float:
+    """RMS distance (in pixels of the true grid) between true and estimated map positions of a 10x10 grid.
+    ``estimate``: a geotransform, or a function (pixel, line) -> (N, 2) map positions (e.g. the written
+    warp, :func:`..pipeline.written_warp`)."""
     px, ln = np.meshgrid(np.linspace(0.1, 0.9, 10) * width, np.linspace(0.1, 0.9, 10) * height)
     px, ln = px.ravel(), ln.ravel()
     true = np.column_stack([true_gt[0] + px * true_gt[1] + ln * true_gt[2], true_gt[3] + px * true_gt[4] + ln * true_gt[5]])
-    if from_gcps:
-        est = eval_polynomial(coef_or_gt, px, ln)
+    if callable(estimate):
+        est = estimate(px, ln)
     else:
-        g = coef_or_gt
+        g = estimate
         est = np.column_stack([g[0] + px * g[1] + ln * g[2], g[3] + px * g[4] + ln * g[5]])
     return float(np.sqrt(np.mean(np.sum((est - true) ** 2, axis=1))) / abs(true_gt[1]))
 
@@ -73,11 +74,10 @@ def run_demo(data_root: str, out_dir: str, cfg: EngineConfig | None = None, prog
     bad_sar = os.path.join(out_dir, "sar_misregistered.tif")
     misregister(sar, bad_sar, shift_px, rotation_deg)
     truth = raster_info(sar).geotransform
-    before = grid_error_px(truth, raster_info(bad_sar).geotransform, *_size(sar), from_gcps=False)
+    before = grid_error_px(truth, raster_info(bad_sar).geotransform, *_size(sar))
     # The demo measures the result against the truth, so it keeps it whatever the verdict (which it reports).
     result = register(optical, bad_sar, out_dir, replace(cfg or EngineConfig(), accept_uncertain=True), OutputConfig(), progress)
-    coef = fit_polynomial(written_gcps(result, bad_sar), 1)
-    after = grid_error_px(truth, coef, *_size(sar), from_gcps=True)
+    after = grid_error_px(truth, written_warp(result, optical, bad_sar), *_size(sar))
     return DemoResult(result, bad_sar, before, after)
 
 

@@ -27,7 +27,8 @@ from .geometry.fit import expected_error
 from .geometry.gcps import (GCPSet, gcps_from_points_file, polynomial_residuals, spread_subset, write_points_file,
                             write_tiepoints_gpkg)
 from .geometry.quality import fallback_transform, transform_warnings
-from .geometry.warp import warp_with_gcps
+from .geometry.similarity import fit_similarity, placed, similarity_residuals
+from .geometry.warp import warp_model, warp_with_gcps
 from .io.atomic import atomic_path, ensure_writable_dir
 from .io.rasters import (Grid, RasterInfo, Scale, map_to_pixel, pixel_to_map, raster_info, read_on_grid, read_pixels,
                          transform_points, work_grid)
@@ -193,7 +194,10 @@ def register(
     # poly2 / TPS only where the tie points support them; warnings say where the warp extrapolates.
     transform, why = fallback_transform(gcps, out_cfg.transform)
     warnings = [why] if why else []
-    dx, dy, res_map = polynomial_residuals(gcps, transform)  # TPS: leave-one-out residuals (it passes through its GCPs)
+    if transform == "similarity":
+        dx, dy, res_map = similarity_residuals(gcps, sar, _optical_grid(optical))
+    else:  # TPS: leave-one-out residuals (it passes through its GCPs)
+        dx, dy, res_map = polynomial_residuals(gcps, transform)
     g = grid.geotransform
     warnings += transform_warnings(gcps, transform, (g[0], g[3] + grid.height * g[5], g[0] + grid.width * g[1], g[3]))
     res_px = np.hypot(dx, dy)
@@ -212,7 +216,7 @@ def register(
         written.append(paths["tiepoints"])
         progress.report(0.88, f"warping SAR ({transform})")
         target = _optical_grid(optical) if out_cfg.output_grid == "optical" else None
-        warp_with_gcps(sar.path, paths["warped"], gcps, transform, out_cfg.resampling, target)
+        warp_with_gcps(sar.path, paths["warped"], gcps, transform, out_cfg.resampling, target, _optical_grid(optical))
         written.append(paths["warped"])
         result = RegistrationResult(
             engine=describer.name, transform=transform,
@@ -222,7 +226,8 @@ def register(
             seconds=time.perf_counter() - t_start, crs_wkt=optical.crs_wkt, outputs=paths,
             tiles_tried=tiles.tiles_tried if tiles else 0, tiles_used=tiles.tiles_used if tiles else 0,
             verdict=verdict.verdict, confidence=verdict.confidence, verdict_reason=verdict.reason,
-            expected_error_px=_expected_error(gcps, optical, _sar_source_pixels(sar, grid, overlap_at, sar_factor)),
+            expected_error_px=_expected_error(gcps, optical, sar, _sar_source_pixels(sar, grid, overlap_at, sar_factor),
+                                              transform),
             sar_band=cfg.sar_band, warnings=warnings, points_source=points_source,
             rmse_kind="leave-one-out" if transform == "tps" else "fit",
         )
@@ -252,17 +257,32 @@ def written_gcps(result: RegistrationResult, sar_path: str) -> GCPSet:
     return gcps_from_points_file(result.outputs["points"], gt)
 
 
+def written_warp(result: RegistrationResult, optical_path: str, sar_path: str):
+    """The written warp as a function: SAR source (pixel, line) arrays -> (N, 2) optical map positions,
+    through the run's GCPs and transform exactly as the warped raster was made."""
+    return warp_model(written_gcps(result, sar_path), result.transform, raster_info(sar_path),
+                      _optical_grid(raster_info(optical_path)))
+
+
 def _optical_grid(optical: RasterInfo) -> Grid:
     return Grid(optical.geotransform, optical.width, optical.height, optical.crs_wkt)  # type: ignore[arg-type]
 
 
-def _expected_error(gcps: GCPSet, optical: RasterInfo, at_sar_px: np.ndarray) -> float:
-    """Expected error (optical pixels, 1 sigma, worst of the overlap's corners and centre) of the affine
-    through the final GCPs: the accuracy of the *transform*, not the scatter of its tie points."""
-    col, row = _optical_grid(optical).map_to_pixel(gcps.map_x, gcps.map_y)
-    src, dst = np.column_stack([gcps.pixel, gcps.line]), np.column_stack([col, row])
-    if len(src) < 4:
+def _expected_error(gcps: GCPSet, optical: RasterInfo, sar: RasterInfo, at_sar_px: np.ndarray, transform: str) -> float:
+    """Expected error (optical pixels, 1 sigma, worst of the overlap's corners and centre) of the similarity
+    (for that transform; in the optical pixel plane) or else of the affine through the final GCPs: the
+    accuracy of the *transform*, not the scatter of its tie points."""
+    plane = _optical_grid(optical)
+    col, row = plane.map_to_pixel(gcps.map_x, gcps.map_y)
+    dst = np.column_stack([col, row])
+    if len(dst) < 4:
         return math.inf
+    if transform == "similarity":
+        src = placed(sar, plane, gcps.pixel, gcps.line)
+        ok = np.all(np.isfinite(src), axis=1)
+        at = placed(sar, plane, at_sar_px[:, 0], at_sar_px[:, 1])
+        return float(np.max(expected_error(src[ok], dst[ok], fit_similarity(gcps, sar, plane), at, "similarity")))
+    src = np.column_stack([gcps.pixel, gcps.line])
     a, *_ = np.linalg.lstsq(np.column_stack([src, np.ones(len(src))]), dst, rcond=None)
     m = np.vstack([a.T, [0.0, 0.0, 1.0]])
     return float(np.max(expected_error(src, dst, m, at_sar_px)))

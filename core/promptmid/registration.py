@@ -2,7 +2,8 @@
 
 ``prepare`` (normalise, phase congruency) -> ``search`` (global rotation / scale / shift from dense maps,
 ``search.py``) -> ``guided`` (tie points near the predicted positions, ``guided.py``) -> ``fit`` (robust
-affine, ``geometry/fit.py``) -> ``verdict`` (registered / uncertain / failed, ``verdict.py``).
+affine, kept as the similarity through its inliers, ``geometry/fit.py``) -> ``verdict`` (registered /
+uncertain / failed, ``verdict.py``).
 
 Used by the file pipeline, the tiles of large scenes and the evaluation harness, so what is measured is
 what users run. Coordinates are array-index pixels (x=col, y=row, pixel centres on integers).
@@ -20,7 +21,7 @@ from .config import EngineConfig
 from .dense.base import DenseFeaturizer
 from .dense.cfog import CfogFeaturizer
 from .descriptors.base import Describer, PreparedImage
-from .geometry.fit import FitResult, apply_h, fit_transform
+from .geometry.fit import FitResult, apply_h, fit_tie_points, fit_transform
 from .guided import TiePoints, descriptor_tie_points, template_tie_points
 from .keypoints.pcfast import detect_pcfast
 from .matching import mutual_nearest_neighbours
@@ -58,8 +59,10 @@ class PairMatch:
             return np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5], [0, 0, 1.0]])
         fit = None
         if self.fit is not None:
-            m = up(f_optical) @ self.fit.matrix @ np.linalg.inv(up(f_sar))
-            fit = FitResult(m, self.fit.inliers, self.fit.residuals * float(np.mean(f_optical)))
+            def conj(h: np.ndarray) -> np.ndarray:
+                return up(f_optical) @ h @ np.linalg.inv(up(f_sar))
+            fit = FitResult(conj(self.fit.matrix), self.fit.inliers, self.fit.residuals * float(np.mean(f_optical)),
+                            None if self.fit.robust is None else conj(self.fit.robust))
         return PairMatch(apply_h(up(f_optical), self.kp_optical), apply_h(up(f_sar), self.kp_sar),
                          self.matches, self.similarity, fit, self.timings, self.search, self.verdict)
 
@@ -121,7 +124,7 @@ def match_prepared(
     kp_sar = detect_pcfast(sar.pc.max_moment, sar.valid, cfg.keypoints)[0]
     # Pass 1: templates around the global estimate (its error is a few px); a first robust fit.
     pass1 = ties = template_tie_points(d_opt, d_sar, h, kp_sar, cfg.guided)
-    first = fit_transform(pass1.sar, pass1.optical, cfg.fit) if len(pass1) else None
+    first = fit_tie_points(pass1.sar, pass1.optical, cfg.fit)
     if first is not None and first.n_inliers >= cfg.fit.min_inliers:
         # Pass 2: around the first fit, with a tight radius: templates again, and descriptor matches, which
         # only count where they agree with the structure the templates found.
@@ -135,7 +138,7 @@ def match_prepared(
     t["guided"] = time.perf_counter() - t0
     progress.report(0.8, f"{len(ties)} guided tie points")
     t0 = time.perf_counter()
-    fit = fit_transform(ties.sar, ties.optical, cfg.fit) if len(ties) else None
+    fit = fit_tie_points(ties.sar, ties.optical, cfg.fit)
     # Agreement is judged on pass 1 (pass 2 agrees with it by construction), accuracy on the final fit.
     evidence = gather_evidence(pass1, first, ties, fit, sar.valid, h, found.peak_ratio, found.best.score)
     verdict = judge(evidence, verdict_config(describer, cfg))

@@ -42,7 +42,7 @@ def _engine_config(job: dict) -> EngineConfig:
 def _register(job: dict, progress: Progress) -> dict:
     from .pipeline import register
 
-    out_cfg = OutputConfig(transform=job.get("transform", "affine"), qgis_points_source=job.get("points_source", "auto"),
+    out_cfg = OutputConfig(transform=job.get("transform", OutputConfig.transform), qgis_points_source=job.get("points_source", "auto"),
                            output_grid=job.get("output_grid", "optical"))
     r = register(job["optical"], job["sar"], job["output_dir"], _engine_config(job), out_cfg, progress)
     return {**asdict(r), "summary": r.summary()}

@@ -9,9 +9,8 @@ from osgeo import gdal, ogr
 from promptmid.config import EngineConfig, OutputConfig
 from promptmid.demo import grid_error_px, misregister, run_demo
 from promptmid.errors import InputError, RegistrationError
-from promptmid.geometry.gcps import fit_polynomial
 from promptmid.io.rasters import raster_info
-from promptmid.pipeline import register, written_gcps
+from promptmid.pipeline import register, written_gcps, written_warp
 from promptmid.progress import Progress
 
 
@@ -28,10 +27,10 @@ def test_known_misregistration_of_a_real_image_is_recovered_below_one_pixel(s1s2
     before = {p: _sha(p) for p in (sar, bad)}
     result = register(sar, bad, str(tmp_path / "out"))
     assert {p: _sha(p) for p in (sar, bad)} == before  # inputs untouched
-    coef = fit_polynomial(written_gcps(result, bad), 1)
     truth = raster_info(sar).geotransform
-    assert grid_error_px(truth, raster_info(bad).geotransform, 1024, 1024, from_gcps=False) > 15
-    assert grid_error_px(truth, coef, 1024, 1024, from_gcps=True) < 1.0
+    assert grid_error_px(truth, raster_info(bad).geotransform, 1024, 1024) > 15
+    assert result.transform == "similarity"  # the default: the model the engine fits
+    assert grid_error_px(truth, written_warp(result, sar, bad), 1024, 1024) < 1.0
     assert result.verdict == "registered" and result.confidence >= 0.5 and result.verdict_reason == ""
     assert 0 < result.expected_error_px < 0.5  # many exact tie points: the transform is known well
     report = json.load(open(result.outputs["report"]))
@@ -159,11 +158,11 @@ def test_sar_georeferenced_only_by_gcps_is_placed_through_them(s1s2_pair, tmp_pa
     info = raster_info(gcp_only)
     assert info.geotransform is None and info.georef_method == "gcps" and info.georeferenced
     truth = raster_info(sar).geotransform
-    assert grid_error_px(truth, bad_gt, 1024, 1024, from_gcps=False) > 15
+    assert grid_error_px(truth, bad_gt, 1024, 1024) > 15
     result = register(str(s1s2_pair / "optical.tif"), gcp_only, str(tmp_path / "out"))
-    coef = fit_polynomial(written_gcps(result, gcp_only), 1)
-    # against the data set's own S1/S2 alignment (a few px, see README), as the demo
-    assert grid_error_px(truth, coef, 1024, 1024, from_gcps=True) < 5.0
+    # against the data set's own S1/S2 alignment (a few px, see README), as the demo; the similarity is
+    # applied after the SAR's GCP placement (exact GCPs through a spline)
+    assert grid_error_px(truth, written_warp(result, str(s1s2_pair / "optical.tif"), gcp_only), 1024, 1024) < 5.0
     ds = ogr.Open(result.outputs["tiepoints"])
     assert ds.GetLayerByName("match_vectors").GetFeatureCount() == result.n_gcps  # SAR map positions via its GCPs
 

@@ -76,9 +76,10 @@ def test_a_model_calibrated_verdict_replaces_only_what_its_calibration_chose():
     from promptmid.search import georef_search
     from promptmid.verdict import VerdictConfig, georef_verdict, model_verdict
 
-    full, near = model_verdict({"paper": {"min_inliers_registered": 30.000001, "min_spread": None, "max_agreement_px": 2.5},
-                                "georef": {"min_spread": 0.4}})
-    assert full.min_inliers_registered == 30 and full.max_agreement_px == 2.5
+    full, near = model_verdict({"paper": {"min_inliers_registered": 30.00005, "min_spread": None, "max_agreement_px": 2.5},
+                                "georef": {"min_spread": 0.4, "min_inliers_registered": 30.0}})
+    # a count threshold just past 30 excludes 30 (the calibration put it there to), so at least 31
+    assert full.min_inliers_registered == 31 and near.min_inliers_registered == 30 and full.max_agreement_px == 2.5
     assert full.min_spread == VerdictConfig().min_spread  # left open by the calibration: the default, never looser
     assert near.min_spread == 0.4 and near.max_agreement_px == georef_verdict().max_agreement_px
 
@@ -106,3 +107,24 @@ def test_non_similarity_is_zero_for_a_similarity_and_the_corner_displacement_of_
     d = (at[:-1] - at[-1]) @ (lin - near).T
     assert non_similarity_px(shear, at) == pytest.approx(np.max(np.linalg.norm(d, axis=1)))
     assert 0.5 * 0.02 * 0.9 * 111.8 == pytest.approx(non_similarity_px(shear, at), rel=1e-3)
+
+
+def test_the_departure_from_a_similarity_is_read_from_pass_one_s_robust_affine():
+    from promptmid.geometry.fit import as_similarity
+
+    src = np.array([[x, y] for x in range(10, 100, 10) for y in range(10, 100, 10)], float)
+    sheared = np.array([[1.0, 0.04, 0.0], [0.0, 1.0, 0.0], [0, 0, 1]])
+    dst = src @ sheared[:2, :2].T
+    affine = FitResult(sheared, np.ones(len(src), bool), np.zeros(len(src), np.float32))
+    sim = as_similarity(affine, src, dst)
+    ties = TiePoints(src, dst, np.ones(len(src), np.float32))
+    valid = np.ones((100, 100), bool)
+    from promptmid.verdict import corners_and_centre, non_similarity_px
+
+    at = corners_and_centre(valid.shape, valid)
+    assert non_similarity_px(sim.matrix, at) == pytest.approx(0.0, abs=1e-9)
+    # Pass 2 (tight, around the similarity) shows no shear; pass 1's affine does, and it is what counts.
+    final = FitResult(sim.matrix, sim.inliers, sim.residuals, robust=sim.matrix)
+    ev = gather_evidence(ties, sim, ties, final, valid, np.eye(3), 1.3, 0.25)
+    assert ev.non_similarity_px == pytest.approx(non_similarity_px(sheared, at)) and ev.non_similarity_px > 1.0
+    assert gather_evidence(ties, final, ties, sim, valid, np.eye(3), 1.3, 0.25).non_similarity_px == pytest.approx(0.0, abs=1e-9)

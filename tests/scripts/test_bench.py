@@ -49,4 +49,4 @@ def test_large_scene_bench_reports_time_memory_and_error(data_root, tmp_path):
     assert res["size_px"] == 1024 and res["peak_mb"] > 50 and res["wall_s"] > 0
     assert res["err_median_px"] < res["err_before_median_px"] / 5  # real pairs: floored by S1's own misalignment
     assert res["verdict"] in ("registered", "uncertain")
-    assert f"| 1024 x 1024 | classical (affine) | {res['verdict']} |" in (tmp_path / "res" / "large_scene.md").read_text()
+    assert f"| 1024 x 1024 | classical (similarity) | {res['verdict']} |" in (tmp_path / "res" / "large_scene.md").read_text()

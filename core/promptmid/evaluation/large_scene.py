@@ -21,7 +21,8 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..geometry.gcps import gcps_from_points_file
-from ..io.rasters import Grid, open_raster
+from ..geometry.warp import warp_model
+from ..io.rasters import Grid, open_raster, raster_info
 from .protocol import list_pairs
 
 gdal.UseExceptions()
@@ -102,16 +103,6 @@ def build_mosaic(pairs_dir: str, out_dir: str, n: int = 8, tile: int = 1024, mis
     return truth
 
 
-def _gcp_transformer(points_path: str, size: int, transform: str, source_geotransform: tuple | None) -> tuple[gdal.Transformer, gdal.Dataset]:
-    """GDAL's own GCP transformer for the output .points (what warping with them does); keep the dataset alive.
-    ``source_geotransform``: the SAR's, when the file holds layer coordinates (the "layer" convention)."""
-    gcps = gcps_from_points_file(points_path, source_geotransform)
-    ds = gdal.GetDriverByName("MEM").Create("", size, size, 1)
-    ds.SetGCPs(gcps.to_gdal(), gcps.crs_wkt)
-    method = ["METHOD=GCP_TPS"] if transform == "tps" else ["METHOD=GCP_POLYNOMIAL", f"MAX_GCP_ORDER={2 if transform == 'poly2' else 1}"]
-    return gdal.Transformer(ds, None, method), ds
-
-
 def registration_errors(truth: dict, points_path: str | None, transform: str = "affine", grid: int = 25,
                         points_source: str = "pixel") -> np.ndarray:
     """Distances (optical px) between the GCP model's and the true map position of check pixels spread
@@ -124,9 +115,9 @@ def registration_errors(truth: dict, points_path: str | None, transform: str = "
         est_x, est_y = Grid(tuple(truth["claimed_geotransform"]), size, size, "").pixel_to_map(p, l)
     else:
         gt = tuple(truth["claimed_geotransform"]) if points_source == "layer" else None
-        tr, _keep = _gcp_transformer(points_path, size, transform, gt)
-        pts, ok = tr.TransformPoints(0, np.column_stack([p, l]).tolist())
-        est = np.asarray(pts, float)
-        est[~np.asarray(ok, bool)] = np.nan
+        optical = raster_info(truth["optical"])
+        plane = Grid(optical.geotransform, optical.width, optical.height, optical.crs_wkt)  # type: ignore[arg-type]
+        # What warping with the written GCPs does (for a similarity, through its exact GCPs).
+        est = warp_model(gcps_from_points_file(points_path, gt), transform, raster_info(truth["sar"]), plane)(p, l)
         est_x, est_y = est[:, 0], est[:, 1]
     return np.hypot(est_x - true_x, est_y - true_y) / abs(gt_true[1])

@@ -83,7 +83,7 @@ def _pixel_jacobian_inv(gcps: GCPSet) -> np.ndarray:
     return np.linalg.inv(lin)
 
 
-MIN_GCPS = {"affine": 3, "poly2": 6, "tps": 3}  # unknowns per axis: the fewest GCPs that determine the model
+MIN_GCPS = {"similarity": 2, "affine": 3, "poly2": 6, "tps": 3}  # unknowns per axis: the fewest GCPs that determine the model
 
 
 def _check_count(n: int, transform: str) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .gcps import MIN_GCPS, GCPSet, _pixel_jacobian_inv, eval_polynomial, fit_polynomial, fit_tps, loo_residuals
 
-LABELS = {"affine": "Affine", "poly2": "Polynomial 2", "tps": "Thin-plate spline"}
+LABELS = {"similarity": "Similarity", "affine": "Affine", "poly2": "Polynomial 2", "tps": "Thin-plate spline"}
 WORSE_RATIO = 1.15  # a model is "clearly worse" than affine when its LOO RMSE exceeds affine's by 15 % ...
 WORSE_MARGIN_PX = 0.3  # ... and by at least this much (sub-pixel differences are noise)
 FEW_GCPS = 30  # below this a flexible model's trouble is more likely "too few" than "too noisy"
@@ -42,7 +42,7 @@ def fallback_transform(gcps: GCPSet, transform: str) -> tuple[str, str]:
     """(transform to use, message). poly2/tps fall back to affine when their LOO error is clearly worse
     than affine's (the tie points are too few or too noisy for the flexible model); the message says
     so in one line. Otherwise (``transform``, "")."""
-    if transform == "affine":
+    if transform in ("affine", "similarity"):  # the rigid models: nothing to fall back to
         return transform, ""
     model, affine = loo_rmse_px(gcps, transform), loo_rmse_px(gcps, "affine")
     if not clearly_worse(model, affine):
@@ -148,7 +148,7 @@ def transform_warnings(gcps: GCPSet, transform: str, overlap_bounds: tuple[float
       outside the GCPs' convex hull: the share, the compass zones, and how far the model departs from
       an affine fit there.
     """
-    if transform == "affine" or len(gcps) < MIN_GCPS[transform]:
+    if transform in ("affine", "similarity") or len(gcps) < MIN_GCPS[transform]:
         return []
     out = []
     label = LABELS[transform]

@@ -1,17 +1,19 @@
-"""Warping the SAR raster with GCPs through GDAL (polynomial 1/2 or thin-plate spline)."""
+"""Warping the SAR raster through GDAL: the engine's similarity, or a polynomial (1/2) / thin-plate spline
+through the GCPs."""
 
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from osgeo import gdal, gdal_array
 
 from ..errors import OutputError
 from ..io.atomic import atomic_path
-from ..io.rasters import Grid, open_raster
+from ..io.rasters import Grid, RasterInfo, open_raster, raster_info
 from .gcps import GCPSet
+from .similarity import similarity_warp_gcps
 
 _ORDER = {"affine": 1, "poly2": 2}
 # Integer types whose every value may be data: a wider type for the output, with a nodata value outside the input's range.
@@ -47,6 +49,37 @@ def output_nodata(src: gdal.Dataset) -> tuple[float, Optional[int]]:
     return value, wider
 
 
+def warp_gcps(gcps: GCPSet, transform: str, sar: RasterInfo, optical: Optional[Grid]) -> tuple[GCPSet, str]:
+    """(GCPs, GDAL model: "affine", "poly2" or "tps") that a warp with ``transform`` goes through: the GCPs
+    themselves, or for "similarity" the exact GCPs of the similarity in ``optical``'s pixel plane."""
+    if transform == "similarity":
+        if optical is None:
+            raise ValueError("A similarity warp needs the optical raster's grid.")
+        return similarity_warp_gcps(gcps, sar, optical)
+    if transform not in (*_ORDER, "tps"):
+        raise ValueError(f"Unknown transform '{transform}' (similarity, affine, poly2 or tps).")
+    return gcps, transform
+
+
+def warp_model(gcps: GCPSet, transform: str, sar: RasterInfo, optical: Optional[Grid]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The map position ((N, 2), GCPs' CRS; NaN where undefined) that the warp :func:`warp_with_gcps` writes
+    gives SAR source positions (pixel, line): GDAL's GCP transformer through the same GCPs and model."""
+    through, model = warp_gcps(gcps, transform, sar, optical)
+    ds = gdal.GetDriverByName("MEM").Create("", sar.width, sar.height, 1)
+    ds.SetGCPs(through.to_gdal(), through.crs_wkt)
+    method = ["METHOD=GCP_TPS"] if model == "tps" else ["METHOD=GCP_POLYNOMIAL", f"MAX_GCP_ORDER={_ORDER[model]}"]
+    tr = gdal.Transformer(ds, None, method)
+
+    def apply(pixel: np.ndarray, line: np.ndarray) -> np.ndarray:
+        pts, ok = tr.TransformPoints(0, np.column_stack([np.ravel(pixel), np.ravel(line)]).astype(float).tolist())
+        out = np.asarray(pts, float)[:, :2].reshape(-1, 2)
+        out[~np.asarray(ok, bool)] = np.nan
+        return out
+
+    apply.dataset = ds  # type: ignore[attr-defined]  # the transformer reads it: keep it alive with the function
+    return apply
+
+
 def warp_with_gcps(
     sar_path: str,
     out_path: str,
@@ -54,9 +87,12 @@ def warp_with_gcps(
     transform: str = "affine",
     resampling: str = "bilinear",
     target: Optional[Grid] = None,
+    optical: Optional[Grid] = None,
 ) -> None:
     """Write ``out_path`` (GeoTIFF, optical CRS): the SAR raster resampled through its GCPs.
 
+    ``transform``: "similarity" (the least-squares similarity of the GCPs in ``optical``'s pixel plane,
+    required then; see ``similarity.py``), "affine", "poly2" or "tps" (GDAL's models through the GCPs).
     ``target`` fixes the output grid (extent, pixel size); None lets GDAL keep roughly the SAR's
     resolution. Nodata: the source's, else NaN for float data, else a value the integer data does not use
     (see :func:`output_nodata`), so real zeros stay data.
@@ -65,7 +101,8 @@ def warp_with_gcps(
     src = open_raster(sar_path)
     src_nodata = src.GetRasterBand(1).GetNoDataValue()
     dst_nodata, out_type = output_nodata(src)
-    vrt = gdal.Translate("", src, format="VRT", GCPs=gcps.to_gdal(), outputSRS=gcps.crs_wkt)
+    through, model = warp_gcps(gcps, transform, raster_info(sar_path), optical)
+    vrt = gdal.Translate("", src, format="VRT", GCPs=through.to_gdal(), outputSRS=gcps.crs_wkt)
     options = dict(
         format="GTiff",
         dstSRS=gcps.crs_wkt,
@@ -74,12 +111,10 @@ def warp_with_gcps(
         creationOptions=["COMPRESS=DEFLATE", "TILED=YES", "BIGTIFF=IF_SAFER"],
         multithread=True,
     )
-    if transform == "tps":
+    if model == "tps":
         options["tps"] = True
-    elif transform in _ORDER:
-        options["polynomialOrder"] = _ORDER[transform]
     else:
-        raise ValueError(f"Unknown transform '{transform}' (affine, poly2 or tps).")
+        options["polynomialOrder"] = _ORDER[model]
     if src_nodata is not None:
         options["srcNodata"] = src_nodata
     if out_type is not None:
