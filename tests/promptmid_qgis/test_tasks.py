@@ -51,7 +51,8 @@ def test_task_registers_in_the_worker_and_adds_layers(qgis_iface, qgis_new_proje
         qtbot.waitUntil(lambda: bool(qgis_iface.messageBar().get_messages(level)), timeout=5_000)
         messages = qgis_iface.messageBar().get_messages(level)
         assert messages and "tie points" in messages[-1] and ".points" in messages[-1]
-        assert messages[-1].startswith("Uncertain registration") == uncertain
+        title, _, text = messages[-1].partition(":")  # the bar stores "title:text"
+        assert title == "PromptMID" and text.startswith("Uncertain registration") == uncertain
         with open(task.outcome.result["outputs"]["points"], encoding="utf-8") as fh:  # georeferenced SAR: layer coordinates
             row = fh.read().splitlines()[2].split(",")
         assert abs(float(row[2])) > 1e6  # EPSG:3395 metres, not pixels
