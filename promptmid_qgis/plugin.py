@@ -39,11 +39,11 @@ def result_message(result: dict, job: Optional[dict] = None) -> str:
     if uncertain:
         head += f" (confidence {conf:.2f})" if isinstance(conf, (int, float)) else ""
         head += f": {result.get('verdict_reason') or 'the engine is not sure the tie points are right'}. Outputs kept as asked; check them"
-    parts = [f"{head}. {result['n_inliers']} tie points of {result['n_matches']} matches, {result['n_gcps']} GCPs; "
-             f"RMSE {result['rmse_px']:.2f} px ({result['rmse_map']:.2f} map units)"]
+    parts = [f"{head}. {result.get('tie_points_text') or str(result['n_inliers']) + ' tie points'}, "
+             f"{result['n_gcps']} GCPs; tie-point scatter (GCP RMSE) {result['rmse_px']:.2f} px ({result['rmse_map']:.2f} map units)"]
     expected = result.get("expected_error_px")
     if isinstance(expected, (int, float)) and expected == expected and expected != float("inf"):
-        parts.append(f"expected error {expected:.1f} px")
+        parts.append(f"expected error of the warp {expected:.1f} px")
     parts.append(f"{result['seconds']:.1f} s")
     text = "; ".join(parts) + "."
     land_use = _report(result).get("land_use")
@@ -58,8 +58,10 @@ def result_message(result: dict, job: Optional[dict] = None) -> str:
     return text + f" GCPs: {result['outputs']['points']}"
 
 
-# The engine's messages are written for the command line; in QGIS the same advice names the dialog's controls.
+# The engine's messages are written for the command line; in QGIS the same advice names the dialog's controls
+# (and advice for which the dialog has no control is left out).
 CLI_TO_DIALOG = ((re.compile(r"(re)?run with --accept-uncertain"), 'tick "Keep uncertain results"'),
+                 (re.compile(r",? a wider search \(--max-rotation, --scale-range\)"), ""),
                  (re.compile(r"--accept-uncertain"), '"Keep uncertain results"'),
                  (re.compile(r"--sar-band(?: \S+)?"), 'the "SAR band" choice'),
                  (re.compile(r"--transform(?: \S+)?"), 'the "Transform" choice'))
@@ -231,6 +233,12 @@ class PromptMIDPlugin:
         self.indicators.append(indicator)
 
     def _show_error(self, kind: str, error: str) -> None:
+        # An uncertain result refused by the engine is a judgement on the data, not a failure of the tool.
+        if kind == "UncertainError":
+            text = in_dialog_words(error)
+            QgsMessageLog.logMessage(text, LOG_TAG, Qgis.Warning)
+            self._push(text, Qgis.Warning)
+            return
         QgsMessageLog.logMessage(f"{kind}: {error}", LOG_TAG, Qgis.Critical)
         if kind == "ModelMissingError":
             # The engine's text is written for the command line; say it in the plugin's words, with the button.
@@ -242,6 +250,4 @@ class PromptMIDPlugin:
             item.layout().addWidget(button)
             self._push(text, Qgis.Critical, 0, widget=item)
             return
-        # An uncertain result refused by the engine is a judgement on the data, not a failure of the tool.
-        level = Qgis.Warning if error.startswith("Uncertain registration") else Qgis.Critical
-        self._push(in_dialog_words(error), level)
+        self._push(in_dialog_words(error), Qgis.Critical)

@@ -18,7 +18,8 @@ class RegistrationTask(QgsTask):
 
     The task manager shows the engine's current stage next to the percentage (the description is set on
     the main thread, through a queued signal). A cancelled run ends as *complete* with a cancelled
-    outcome: returning False would make QGIS announce "Task failed" for what the user asked for."""
+    outcome: returning False would make QGIS announce "Task failed" for what the user asked for. So does
+    a result the engine refused as uncertain: the tool worked, the evidence was weak (the plugin says why)."""
 
     stage = pyqtSignal(str)
 
@@ -44,7 +45,7 @@ class RegistrationTask(QgsTask):
             self.outcome = run_job(self.python, self.job, self._progress, self.isCanceled)
         except Exception as exc:  # defensive: run() must never raise into the task manager
             self.outcome = JobOutcome(error=f"Internal error: {exc}", kind="InternalError")
-        return self.outcome.ok or self.outcome.cancelled
+        return self.outcome.ok or self.outcome.cancelled or self.outcome.kind == "UncertainError"
 
     def finished(self, result: bool) -> None:
         if self.outcome is not None:

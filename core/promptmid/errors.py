@@ -13,6 +13,10 @@ class RegistrationError(PromptMIDError):
     """The images were read but could not be matched (too few reliable tie points)."""
 
 
+class UncertainError(RegistrationError):
+    """The images were matched, but the evidence is too weak to claim the result: nothing was written."""
+
+
 class ModelMissingError(PromptMIDError):
     """Weights or model files needed by the chosen engine are absent or corrupt."""
 

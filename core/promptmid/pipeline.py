@@ -22,7 +22,7 @@ import numpy as np
 from .config import EngineConfig, OutputConfig, WARP_TRANSFORMS
 from .descriptors.base import Describer
 from .descriptors.registry import get_describer
-from .errors import InputError, RegistrationError
+from .errors import InputError, RegistrationError, UncertainError
 from .geometry.fit import expected_error
 from .geometry.gcps import (GCPSet, gcps_from_points_file, polynomial_residuals, spread_subset, write_points_file,
                             write_tiepoints_gpkg)
@@ -64,14 +64,23 @@ class RegistrationResult:
     sar_band: str = "1"
     points_source: str = "pixel"  # convention of the .points source columns: "layer" or "pixel"
     rmse_kind: str = "fit"  # "fit" residuals, or "leave-one-out" (TPS passes through its GCPs)
+    evidence: dict = field(default_factory=dict)  # what the verdict rests on (Evidence.as_dict)
 
     def summary(self) -> str:
         tiles = f", {self.tiles_used}/{self.tiles_tried} tiles" if self.tiles_tried else ""
         head = "registered" if self.verdict == "registered" else f"UNCERTAIN ({self.verdict_reason})"
         notes = "".join(f" WARNING: {w}" for w in self.warnings)
-        return (f"{head}: {self.n_inliers} inliers of {self.n_matches} tie points{tiles}, {self.n_gcps} GCPs, "
-                f"expected error {self.expected_error_px:.2f} px, GCP RMSE {self.rmse_px:.2f} px "
+        return (f"{head}: {self.tie_points_text()}{tiles}, {self.n_gcps} GCPs, "
+                f"expected error {self.expected_error_px:.2f} px, tie-point scatter (GCP RMSE) {self.rmse_px:.2f} px "
                 f"({self.rmse_map:.2f} map units), {self.transform}, {self.seconds:.1f} s.{notes}")
+
+    def tie_points_text(self) -> str:
+        """The tie-point count a user should read: the verdict's (the pass searched around the global pose).
+        The refined pass is searched within a few px of the first fit, so nearly all its points agree with
+        the final fit by construction ("1565 of 1565"), which says nothing about the registration."""
+        if self.evidence.get("n_tie_points"):
+            return f"{self.evidence['n_inliers']} of {self.evidence['n_tie_points']} tie points consistent"
+        return f"{self.n_inliers} inliers of {self.n_matches} tie points"
 
 
 def output_paths(sar_path: str, out_dir: str) -> dict[str, str]:
@@ -187,8 +196,8 @@ def register(
             progress.report(0.8, f"only {len(tiles.gcps)} tile GCPs: keeping the coarse solution")
         verdict = tiled_verdict(verdict, tiles, cfg.tiling)
     if verdict.verdict == "uncertain" and not cfg.accept_uncertain:
-        raise RegistrationError(f"Uncertain registration, nothing written: {verdict.reason}. Inspect the pair, try a wider "
-                                "search or another engine, or rerun with --accept-uncertain to keep the result with a warning.")
+        raise UncertainError(f"Uncertain registration, nothing written: {verdict.reason}. Inspect the pair, try another "
+                             "land-use class or engine, or rerun with --accept-uncertain to keep the result with a warning.")
     gcps = spread_subset(gcps, out_cfg.max_gcps)
     overlap_at = corners_and_centre(sar_valid.shape, sar_valid)  # work px: where the expected error is judged
     # poly2 / TPS only where the tie points support them; warnings say where the warp extrapolates.
@@ -229,13 +238,13 @@ def register(
             expected_error_px=_expected_error(gcps, optical, sar, _sar_source_pixels(sar, grid, overlap_at, sar_factor),
                                               transform),
             sar_band=cfg.sar_band, warnings=warnings, points_source=points_source,
-            rmse_kind="leave-one-out" if transform == "tps" else "fit",
+            rmse_kind="leave-one-out" if transform == "tps" else "fit", evidence=verdict.evidence.as_dict(),
         )
         with atomic_path(paths["report"]) as tmp:
             with open(tmp, "w", encoding="utf-8") as fh:
                 report = {k: v for k, v in asdict(result).items() if k != "crs_wkt"}
                 report.update(optical=os.path.abspath(optical.path), sar=os.path.abspath(sar.path),
-                              land_use=cfg.land_use, timings=pm.timings, evidence=verdict.evidence.as_dict(),
+                              land_use=cfg.land_use, timings=pm.timings,
                               accepted_uncertain=verdict.verdict == "uncertain",
                               sar_band_meaning="mean of all bands" if cfg.sar_band == "mean" else f"band {cfg.sar_band}",
                               search=asdict(pm.search.best) if pm.search is not None and pm.search.best else None)

@@ -45,7 +45,7 @@ def _register(job: dict, progress: Progress) -> dict:
     out_cfg = OutputConfig(transform=job.get("transform", OutputConfig.transform), qgis_points_source=job.get("points_source", "auto"),
                            output_grid=job.get("output_grid", "optical"))
     r = register(job["optical"], job["sar"], job["output_dir"], _engine_config(job), out_cfg, progress)
-    return {**asdict(r), "summary": r.summary()}
+    return {**asdict(r), "summary": r.summary(), "tie_points_text": r.tie_points_text()}
 
 
 def _evaluate(job: dict, progress: Progress) -> dict:

@@ -8,7 +8,7 @@ from osgeo import gdal, ogr
 
 from promptmid.config import EngineConfig, OutputConfig
 from promptmid.demo import grid_error_px, misregister, run_demo
-from promptmid.errors import InputError, RegistrationError
+from promptmid.errors import InputError, RegistrationError, UncertainError
 from promptmid.io.rasters import raster_info
 from promptmid.pipeline import register, written_gcps, written_warp
 from promptmid.progress import Progress
@@ -175,15 +175,17 @@ def test_uncertain_results_are_refused_unless_accepted(s1s2_pair, tmp_path):
     # no real pose is that unambiguous (the SAR is georeferenced: the near-georeference thresholds apply)
     strict = EngineConfig(engine="area", verdict_georef=VerdictConfig(min_peak_ratio=50.0))
     out = tmp_path / "refused"
-    with pytest.raises(RegistrationError, match="Uncertain registration, nothing written: the best pose barely stands out"):
+    with pytest.raises(UncertainError, match="Uncertain registration, nothing written: the best pose barely stands out"):
         register(str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), str(out), strict)
     assert not out.exists() or not any(out.iterdir())
     strict.accept_uncertain = True
     result = register(str(s1s2_pair / "optical.tif"), str(s1s2_pair / "sar.tif"), str(tmp_path / "kept"), strict)
     assert result.verdict == "uncertain" and "barely stands out" in result.verdict_reason
-    assert result.summary().startswith("UNCERTAIN (")
+    ev = result.evidence  # the counts a user reads are the verdict's, not the refined pass's (all consistent by construction)
+    assert result.summary().startswith("UNCERTAIN (") and f"{ev['n_inliers']} of {ev['n_tie_points']} tie points consistent" in result.summary()
     report = json.load(open(result.outputs["report"]))
     assert report["verdict"] == "uncertain" and report["accepted_uncertain"] and report["verdict_reason"]
+    assert report["evidence"] == ev and 0 < ev["n_inliers"] <= ev["n_tie_points"]
     assert os.path.isfile(result.outputs["warped"])
 
 

@@ -9,6 +9,7 @@ from qgis.PyQt.QtWidgets import QPushButton
 
 from promptmid_qgis.engine_check import CHECKING, READY, EngineCheck
 from promptmid_qgis.plugin import PromptMIDPlugin
+from promptmid_qgis.tasks import LOG_TAG
 from promptmid_qgis.settings import PluginSettings
 
 
@@ -135,7 +136,7 @@ def test_uncertain_results_are_warnings_with_their_reason(qgis_iface, qgis_new_p
     assert not bar.get_messages(Qgis.Success)
     msg = bar.get_messages(Qgis.Warning)[-1]
     assert "Uncertain registration (confidence 0.31): the best rotation is barely ahead" in msg
-    assert "expected error 7.5 px" in msg and "Thin-plate spline" in msg and "Land use from the land-cover layer: forest" in msg
+    assert "expected error of the warp 7.5 px" in msg and "Thin-plate spline" in msg and "Land use from the land-cover layer: forest" in msg
     assert _groups() == ["PromptMID: sar_registered (uncertain)"]
     assert any(tag == "PromptMID" and level == Qgis.Warning and "Uncertain registration" in m for tag, level, m in logged)
     assert any(level == Qgis.Warning and m.startswith("Thin-plate spline") for _t, level, m in logged)
@@ -194,12 +195,36 @@ def test_a_run_asked_for_during_the_check_starts_after_it(qgis_iface, qgis_new_p
     qtbot.waitUntil(lambda: any("broken.tif" in m for m in qgis_iface.messageBar().get_messages(Qgis.Critical)), timeout=60_000)
 
 
-def test_a_refused_uncertain_result_names_the_dialogs_checkbox(qgis_iface, qgis_new_project, finished_task):
+def test_a_refused_uncertain_result_is_a_warning_in_the_dialogs_words(qgis_iface, qgis_new_project, finished_task):
+    from promptmid.errors import UncertainError
+
     plugin = PromptMIDPlugin(qgis_iface)
     error = ("Uncertain registration, nothing written: the tie-point fit disagrees with the global search by 5.7 px. Inspect the "
-             "pair, try a wider search or another engine, or rerun with --accept-uncertain to keep the result with a warning.")
-    plugin._finished(finished_task(error=error, kind="RegistrationError"))
+             "pair, try another land-use class or engine, or rerun with --accept-uncertain to keep the result with a warning.")
+    logged = []
+    QgsApplication.messageLog().messageReceived.connect(lambda m, tag, level: logged.append((m, tag, level)))
+    plugin._finished(finished_task(error=error, kind=UncertainError.__name__))
     QgsApplication.processEvents()
     msg = qgis_iface.messageBar().get_messages(Qgis.Warning)[-1]
     assert 'tick "Keep uncertain results" in the Register dialog to keep the result' in msg and "--accept" not in msg
     assert not qgis_iface.messageBar().get_messages(Qgis.Critical)
+    ours = [(m, level) for m, tag, level in logged if tag == LOG_TAG]
+    assert ours and all(level == Qgis.Warning and "--accept" not in m for m, level in ours)  # the log says it the same way
+
+
+def test_advice_the_dialog_has_no_control_for_is_left_out():
+    from promptmid_qgis.plugin import in_dialog_words
+
+    error = ("Could not register: few consistent tie points. Check that the rasters overlap and show the same ground; try "
+             "another land-use class, a wider search (--max-rotation, --scale-range) or another engine.")
+    assert in_dialog_words(error).endswith("try another land-use class or another engine.")
+
+
+def test_a_refused_uncertain_result_completes_the_task(monkeypatch):
+    """QGIS announces "Task failed" when run() returns False: not for a judgement on the data."""
+    import promptmid_qgis.tasks as tasks
+
+    for kind, ok in (("UncertainError", True), ("RegistrationError", False), ("InputError", False)):
+        monkeypatch.setattr(tasks, "run_job", lambda *a, kind=kind: tasks.JobOutcome(error="x", kind=kind))
+        task = tasks.RegistrationTask("python", {}, lambda t: None)
+        assert task.run() is ok
