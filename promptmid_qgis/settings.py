@@ -14,6 +14,7 @@ ENGINE_LABELS = {"default": "Default (shipped CPU model)", "promptmid": "Full Pr
                  "lite": "Lite (earlier model: learned descriptors, handcrafted search maps)"}
 DEVICES = ("auto", "cpu", "cuda")
 TRANSFORMS = ("affine", "poly2", "tps", "similarity")  # appended, never reordered (Processing stores an index)
+TRANSFORMS_SHOWN = ("similarity", "affine", "poly2", "tps")  # the dialogs' order (keyed by name): the default first
 TRANSFORM_LABELS = {"affine": "Affine (polynomial 1)", "poly2": "Polynomial 2", "tps": "Thin-plate spline",
                     "similarity": "Similarity (rotation, scale, shift; as fitted)"}
 LAND_USE = ("farmland", "city", "village", "water", "forest", "road", "others")

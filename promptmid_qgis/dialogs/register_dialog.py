@@ -17,7 +17,7 @@ from qgis.PyQt.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox
 
 from ..engine_check import EngineCheck
 from ..outputs import fresh_output_dir
-from ..settings import (ENGINE_LABELS, ENGINES, LAND_USE, LAND_USE_LABELS, TRANSFORM_LABELS, TRANSFORMS,
+from ..settings import (ENGINE_LABELS, ENGINES, LAND_USE, LAND_USE_LABELS, TRANSFORM_LABELS, TRANSFORMS_SHOWN,
                         PluginSettings)
 from .widgets import keyed_combo
 
@@ -102,7 +102,12 @@ class RegisterDialog(QDialog):
         self.land_cover.setLayer(None)  # never guess: a wrong layer silently gives the class "others"
         self.legend = keyed_combo(list(LEGENDS), LEGENDS)
         self.engine = keyed_combo(ENGINES, ENGINE_LABELS, settings.engine)
-        self.transform = keyed_combo(TRANSFORMS, TRANSFORM_LABELS, settings.transform)
+        self.transform = keyed_combo(TRANSFORMS_SHOWN, TRANSFORM_LABELS, settings.transform)
+        self.land_use.setToolTip("The land-use class the SAR branch is prompted with (the model was trained with it). "
+                                 "\"Others\" when the scene is mixed or unknown; or read it from a land-cover layer.")
+        self.transform.setToolTip("How the SAR is warped through the GCPs. Similarity (rotation, scale, shift) is what the "
+                                  "engine fits and checks; affine adds shear, polynomial 2 and thin-plate spline bend locally "
+                                  "and need many well-spread tie points (they fall back to affine otherwise).")
         self.output = QgsFileWidget()
         self.output.setStorageMode(QgsFileWidget.GetDirectory)
         self.output.setFilePath(settings.output_dir)

@@ -10,7 +10,7 @@ from qgis.PyQt.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayo
 
 from ..environment import find_engine
 from .widgets import keyed_combo
-from ..settings import DEVICES, ENGINE_LABELS, ENGINES, TRANSFORM_LABELS, TRANSFORMS, PluginSettings
+from ..settings import DEVICES, ENGINE_LABELS, ENGINES, TRANSFORM_LABELS, TRANSFORMS_SHOWN, PluginSettings
 
 
 def describe_probe(info: dict) -> str:
@@ -49,7 +49,7 @@ class SettingsDialog(QDialog):
         self.device.addItems(DEVICES)
         self.device.setCurrentText(settings.device)
         self.engine = keyed_combo(ENGINES, ENGINE_LABELS, settings.engine)
-        self.transform = keyed_combo(TRANSFORMS, TRANSFORM_LABELS, settings.transform)
+        self.transform = keyed_combo(TRANSFORMS_SHOWN, TRANSFORM_LABELS, settings.transform)
         form = QFormLayout()
         form.addRow("Model directory (full engine)", self.model_dir)
         form.addRow("Engine Python (empty = auto)", self.python)

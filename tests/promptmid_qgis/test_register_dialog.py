@@ -136,3 +136,11 @@ def test_a_rerun_into_the_same_folder_goes_to_a_fresh_sub_folder(qgis_app, proje
     d = RegisterDialog(PluginSettings(output_dir=str(tmp_path)))
     assert d.validate() and "run 2" in d.note.text()
     assert d.job()["output_dir"] == str(tmp_path / "sar_shifted_run2")
+
+
+def test_the_default_transform_comes_first_and_choices_explain_themselves(qgis_app, project_layers, tmp_path):
+    d = RegisterDialog(PluginSettings(output_dir=str(tmp_path / "out")))
+    items = [d.transform.itemData(i) for i in range(d.transform.count())]
+    assert items[0] == PluginSettings().transform == d.transform.currentData() == "similarity"
+    assert sorted(items) == sorted(["similarity", "affine", "poly2", "tps"])
+    assert "Similarity" in d.transform.toolTip() and "Others" in d.land_use.toolTip()
