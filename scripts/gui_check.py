@@ -16,6 +16,10 @@ Start Georeferencing. It compares what the Georeferencer shows and writes with t
              pixels, so its output is sheared; expect it to equal that prediction (a QGIS limitation).
   pixel_file control: the north-up SAR with a pixel-convention file, the issue's report. Expect no
              marker on the raster and a mean error ten times too small.
+  similarity the north-up SAR registered with the default transform (similarity), in the Georeferencer
+             as Helmert (QGIS's similarity). Expect every marker on the raster, the same per-GCP residuals
+             and mean error (Helmert's: sqrt(sum r^2 / (n - 2))), and an output on GDAL's affine warp of
+             the same GCPs within 2 px (the two models differ by the tie points' small shear).
 
 Outputs in OUT (default out/gui-check): report.json, report.md, georeferencer_<case>.png, desktop.png.
 Needs the QGIS desktop and Xvfb (apt-get install qgis xvfb openbox); uses $DISPLAY when it is set.
@@ -46,7 +50,9 @@ from promptmid.demo import misregister  # noqa: E402
 from promptmid.pipeline import register  # noqa: E402
 
 gdal.UseExceptions()
-TRANSFORM = "Polynomial 1"  # = the engine's affine
+# The engine's transform -> the Georeferencer's name for the same model.
+GEOREFERENCER = {"affine": "Polynomial 1", "similarity": "Helmert"}
+MIN_GCPS = {"Polynomial 1": 3, "Helmert": 2}  # the Georeferencer's mean error divides by n minus these
 
 
 # -- inputs -----------------------------------------------------------------------------------------
@@ -70,18 +76,20 @@ def make_cases(data: Path, work: Path, engine: str) -> list[dict]:
     misregister(sar, rotated, (23.4, -15.7), 1.5)
     gcp_only_copy(north_up, gcp_only)
     cases = []
-    for name, path, source in (("north_up", north_up, "auto"), ("gcp_only", gcp_only, "auto"),
-                               ("rotated", rotated, "auto"), ("pixel_file", north_up, "pixel")):
+    for name, path, source, transform in (("north_up", north_up, "auto", "affine"), ("gcp_only", gcp_only, "auto", "affine"),
+                                          ("rotated", rotated, "auto", "affine"), ("pixel_file", north_up, "pixel", "affine"),
+                                          ("similarity", north_up, "auto", "similarity")):
         t0 = time.perf_counter()
-        result = register(optical, path, str(work / f"run_{name}"), EngineConfig(engine=engine),
-                          OutputConfig(transform="affine", qgis_points_source=source))  # compared with Polynomial 1
+        # kept whatever the verdict: what is checked here is how QGIS reads the file, not the registration
+        result = register(optical, path, str(work / f"run_{name}"), EngineConfig(engine=engine, accept_uncertain=True),
+                          OutputConfig(transform=transform, qgis_points_source=source))
         print(f"registered {name}: {result.n_gcps} GCPs, RMSE {result.rmse_px:.2f} px ({time.perf_counter() - t0:.0f} s)", flush=True)
         # the Georeferencer opens a raster next to its GCPs: give each case its own copy
         raster = work / "georef" / name / Path(path).name
         raster.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, raster)
         cases.append({"name": name, "raster": str(raster), "points": result.outputs["points"], "source": source,
-                      "output": str(work / "georef" / name / "georeferenced.tif"), "transform": TRANSFORM, "crs": "EPSG:3395",
+                      "output": str(work / "georef" / name / "georeferenced.tif"), "transform": GEOREFERENCER[transform], "crs": "EPSG:3395",
                       "optical": optical, "true_sar": sar, "engine_warped": result.outputs["warped"]})
     return cases
 
@@ -144,11 +152,12 @@ def run_desktop(cases: list[dict], out: Path, timeout_s: float = 420.0) -> dict:
 
 
 # -- comparison -------------------------------------------------------------------------------------
-def _ours(points: str) -> tuple[np.ndarray, float]:
-    """(per-GCP residual in pixels, the Georeferencer's mean-error formula on them: sqrt(sum r^2 / (n - 3)))."""
+def _ours(points: str, transform: str = "Polynomial 1") -> tuple[np.ndarray, float]:
+    """(per-GCP residual in pixels, the Georeferencer's mean-error formula on them: sqrt(sum r^2 / (n - k)),
+    k the fewest GCPs its transform takes)."""
     rows = np.array([[float(v) for v in ln.split(",")] for ln in open(points, encoding="utf-8").read().splitlines()[2:]])
     res = rows[:, 7]
-    return res, float(np.sqrt(np.sum(res ** 2) / (len(res) - 3)))
+    return res, float(np.sqrt(np.sum(res ** 2) / (len(res) - MIN_GCPS[transform])))
 
 
 def _gdal_warp_of(points: str, raster: str, source: str) -> tuple:
@@ -181,7 +190,7 @@ def compare(case: dict, seen: dict) -> dict:
     """What the Georeferencer showed and wrote against ours; ``checks`` maps each expectation to pass/fail."""
     if "error" in seen:
         return {"name": case["name"], "checks": {"the Georeferencer ran": False}, "error": seen["error"]}
-    ours, our_mean = _ours(case["points"])
+    ours, our_mean = _ours(case["points"], case["transform"])
     headers = seen["headers"]
     col = headers.index("Residual (pixels)")
     theirs = np.array([_float(r[col]) for r in seen["rows"]])
@@ -189,7 +198,7 @@ def compare(case: dict, seen: dict) -> dict:
     their_mean = _float(mean_label.split("Mean error:")[-1]) if mean_label else float("nan")
     written = gdal.Open(case["output"]) if seen.get("output_written") else None
     out_gt = written.GetGeoTransform() if written is not None else None
-    source = "layer" if case["name"] in ("north_up", "rotated") else "pixel"
+    source = "layer" if case["name"] in ("north_up", "rotated", "similarity") else "pixel"
     ref_gt, _ = _gdal_warp_of(case["points"], case["raster"], source)
     row = {"name": case["name"], "n_gcps": len(ours), "rows_loaded": seen["n_rows"], "markers_on_raster": seen["markers_on_raster"],
            "mean_error_qgis_px": their_mean, "mean_error_ours_px": our_mean,
@@ -207,6 +216,11 @@ def compare(case: dict, seen: dict) -> dict:
     elif case["name"] == "gcp_only":
         checks.update({"mean error = ours": same_numbers, "residuals = ours (0.1 px)": row["residual_max_diff_px"] < 0.1,
                        "output = GDAL's warp of our GCPs": same_output})
+    elif case["name"] == "similarity":
+        checks.update({"every marker on the raster": seen["markers_on_raster"] == len(ours), "mean error = ours (Helmert)": same_numbers,
+                       "residuals = ours (0.1 px)": row["residual_max_diff_px"] < 0.1,
+                       "output = GDAL's affine warp of our GCPs (2 px)": bool(out_gt) and row["origin_offset_px"] < 2.0
+                       and abs(out_gt[1] / ref_gt[1] - 1) < 0.005})
     elif case["name"] == "rotated":
         pred_gt, _ = _gdal_warp_of(case["points"], case["raster"], "axis_aligned")
         row["predicted_origin"] = (pred_gt[0], pred_gt[3])

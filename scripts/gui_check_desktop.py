@@ -8,7 +8,7 @@ bar, how many GCP markers lie on the loaded raster, and the written output raste
 Georeferencer window go next to the result file.
 
 The plan is a JSON file named by $PROMPTMID_GUI_PLAN: {"result": path, "cases": [{"name", "raster",
-"points", "output", "transform": "Polynomial 1" | "Polynomial 2" | "Thin Plate Spline", "crs": authid}]}.
+"points", "output", "transform": "Polynomial 1" | "Helmert" | "Polynomial 2" | "Thin Plate Spline", "crs": authid}]}.
 Unexpected message boxes are answered (Discard/No/OK) and their text recorded, so nothing blocks.
 """
 
@@ -104,7 +104,12 @@ def _markers_on_raster(canvas: QgsMapCanvas, rows: list, headers: list) -> int:
 def _set_transform(case: dict):
     def handle(dialog: QDialog) -> None:
         combo = dialog.findChild(QComboBox, "cmbTransformType")
-        combo.setCurrentIndex(combo.findText(case["transform"]))
+        index = combo.findText(case["transform"])
+        if index < 0:  # never fall back silently to whatever the dialog had: say so and close it
+            case["_error"] = f"no transform '{case['transform']}' in {[combo.itemText(i) for i in range(combo.count())]}"
+            dialog.reject()
+            return
+        combo.setCurrentIndex(index)
         resampling = dialog.findChild(QComboBox, "cmbResampling")
         resampling.setCurrentIndex(max(0, resampling.findText("Nearest Neighbour")))
         dialog.findChild(QgsFileWidget, "mOutputRaster").setFilePath(case["output"])
@@ -131,6 +136,8 @@ def _run_case(case: dict) -> dict:
     _when_dialog(QDialog, _set_transform(case))
     _action(georef, "mActionTransformSettings").trigger()
     QApplication.processEvents()
+    if case.get("_error"):
+        raise RuntimeError(case["_error"])
     headers, rows = _table(georef)
     out["rows"] = rows
     out["labels"] = [lbl.text() for lbl in georef.statusBar().findChildren(QLabel) if lbl.text()]
