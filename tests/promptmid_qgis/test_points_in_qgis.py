@@ -56,6 +56,26 @@ def test_georeferenced_sar_points_are_layer_coordinates(qgis_app, pair_files, s1
     assert np.hypot(x - _true_map(true_gt, 512, 512)[0], y - _true_map(true_gt, 512, 512)[1]) > 1000 * abs(true_gt[1])
 
 
+def test_a_similarity_run_is_qgis_helmert_through_the_same_points(qgis_app, pair_files, s1s2_pair, tmp_path):
+    """The default transform is a similarity; QGIS's is Helmert. Fitted on the file's rows it must put SAR
+    pixels where the true georeference does, and leave each GCP the residual the file states."""
+    true_gt = gdal.Open(str(s1s2_pair / "sar.tif")).GetGeoTransform()
+    mis_gt = gdal.Open(pair_files[1]).GetGeoTransform()
+    result = register(pair_files[0], pair_files[1], str(tmp_path / "o"), EngineConfig(engine="default", accept_uncertain=True),
+                      OutputConfig(transform="similarity", qgis_points_source="auto"))
+    _, rows = _rows(result.outputs["points"])
+    stated = np.array([float(ln.split(",")[7]) for ln in open(result.outputs["points"], encoding="utf-8").read().splitlines()[2:]])
+    t = QgsGcpTransformerInterface.create(QgsGcpTransformerInterface.TransformMethod.Helmert)
+    assert t.updateParametersFromGcps([QgsPointXY(x, y) for x, y in rows[:, 2:4]], [QgsPointXY(x, y) for x, y in rows[:, 0:2]])
+    for col, row in PIXELS:
+        ok, x, y = t.transform(*_true_map(mis_gt, col, row))
+        tx, ty = _true_map(true_gt, col, row)
+        assert ok and np.hypot(x - tx, y - ty) < 5 * abs(true_gt[1]), (col, row, x - tx, y - ty)
+    moved = np.array([t.transform(sx, sy)[1:] for sx, sy in rows[:, 2:4]])
+    theirs = np.hypot(*(moved - rows[:, 0:2]).T) / abs(mis_gt[1])  # map units -> SAR pixels (square, north-up)
+    assert stated.max() > 0.5 and np.abs(theirs - stated).max() < 0.05
+
+
 def test_ungeoreferenced_sar_points_are_pixels_y_down(qgis_app, s1s2_pair, tmp_path):
     true_gt = gdal.Open(str(s1s2_pair / "sar.tif")).GetGeoTransform()
     bare = write_raster(tmp_path / "sar_bare.tif", gdal.Open(str(s1s2_pair / "sar.tif")).ReadAsArray(), geotransform=None, epsg=None)
