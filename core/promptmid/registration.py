@@ -136,14 +136,15 @@ def match_prepared(
             ties = ties.concat(descriptor_tie_points(kp_opt, describer.describe(optical, kp_opt), kp_sar,
                                                      describer.describe(sar, kp_sar), h2, tight.radius_px))
     t["guided"] = time.perf_counter() - t0
-    progress.report(0.8, f"{len(ties)} guided tie points")
+    progress.report(0.8, f"{len(ties)} refined tie points")
     t0 = time.perf_counter()
     fit = fit_tie_points(ties.sar, ties.optical, cfg.fit)
     # Agreement is judged on pass 1 (pass 2 agrees with it by construction), accuracy on the final fit.
     evidence = gather_evidence(pass1, first, ties, fit, sar.valid, h, found.peak_ratio, found.best.score)
     verdict = judge(evidence, verdict_config(describer, cfg))
     t["fit_verdict"] = time.perf_counter() - t0
-    progress.report(1.0, f"{len(ties)} tie points, {fit.n_inliers if fit else 0} inliers: {verdict.verdict}")
+    # the verdict's counts (pass 1): pass 2's points agree with the fit by construction
+    progress.report(1.0, f"{evidence.n_inliers} of {evidence.n_tie_points} tie points consistent: {verdict.verdict}")
     return _as_pair_match(ties, fit, t, found, verdict)
 
 
