@@ -27,7 +27,7 @@ from .geometry.fit import expected_error
 from .geometry.gcps import (GCPSet, gcps_from_points_file, polynomial_residuals, spread_subset, write_points_file,
                             write_tiepoints_gpkg)
 from .geometry.quality import fallback_transform, transform_warnings
-from .geometry.similarity import fit_similarity, placed, similarity_residuals
+from .geometry.similarity import fit_similarity, placed, placement_is_affine, similarity_residuals
 from .geometry.warp import warp_model, warp_with_gcps
 from .io.atomic import atomic_path, ensure_writable_dir
 from .io.rasters import (Grid, RasterInfo, Scale, map_to_pixel, pixel_to_map, raster_info, read_on_grid, read_pixels,
@@ -209,6 +209,11 @@ def register(
         dx, dy, res_map = polynomial_residuals(gcps, transform)
     g = grid.geotransform
     warnings += transform_warnings(gcps, transform, (g[0], g[3] + grid.height * g[5], g[0] + grid.width * g[1], g[3]))
+    if transform == "similarity" and not placement_is_affine(sar, _optical_grid(optical)):
+        # QGIS's Helmert would fit a similarity in the SAR's own coordinates (another CRS, GCPs or RPCs), not ours
+        warnings.append("The similarity holds on the optical grid, after the SAR's own placement (another CRS, GCPs or "
+                        "RPCs): in the QGIS Georeferencer load the .points with Polynomial 1 or thin-plate spline, not "
+                        "Helmert; the warped raster is the reference.")
     res_px = np.hypot(dx, dy)
 
     ensure_writable_dir(out_dir)
@@ -290,7 +295,8 @@ def _expected_error(gcps: GCPSet, optical: RasterInfo, sar: RasterInfo, at_sar_p
         src = placed(sar, plane, gcps.pixel, gcps.line)
         ok = np.all(np.isfinite(src), axis=1)
         at = placed(sar, plane, at_sar_px[:, 0], at_sar_px[:, 1])
-        return float(np.max(expected_error(src[ok], dst[ok], fit_similarity(gcps, sar, plane), at, "similarity")))
+        err = expected_error(src[ok], dst[ok], fit_similarity(gcps, sar, plane), at, "similarity")
+        return float(np.nanmax(err)) if np.isfinite(err).any() else math.inf  # NaN: a corner the placement cannot reach
     src = np.column_stack([gcps.pixel, gcps.line])
     a, *_ = np.linalg.lstsq(np.column_stack([src, np.ones(len(src))]), dst, rcond=None)
     m = np.vstack([a.T, [0.0, 0.0, 1.0]])

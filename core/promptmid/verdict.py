@@ -177,7 +177,7 @@ def judge(ev: Evidence, cfg: VerdictConfig) -> Verdict:
         ("agreement_px", ev.agreement_px <= cfg.max_agreement_px, _ratio(cfg.max_agreement_px, ev.agreement_px),
          f"the tie-point fit disagrees with the global search by {ev.agreement_px:.1f} px"),
         ("expected_error_px", ev.expected_error_px <= cfg.max_expected_error_px,
-         _ratio(cfg.max_expected_error_px, ev.expected_error_px), f"expected error of the transform {ev.expected_error_px:.1f} px"),
+         _ratio(cfg.max_expected_error_px, ev.expected_error_px), f"expected error of the tie-point fit {ev.expected_error_px:.1f} px on the work grid"),
         ("non_similarity_px", ev.non_similarity_px <= cfg.max_non_similarity_px,
          _ratio(cfg.max_non_similarity_px, ev.non_similarity_px),
          f"the fit shears or stretches the image by {ev.non_similarity_px:.1f} px at its corners beyond a rotation, "

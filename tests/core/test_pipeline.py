@@ -30,6 +30,7 @@ def test_known_misregistration_of_a_real_image_is_recovered_below_one_pixel(s1s2
     truth = raster_info(sar).geotransform
     assert grid_error_px(truth, raster_info(bad).geotransform, 1024, 1024) > 15
     assert result.transform == "similarity"  # the default: the model the engine fits
+    assert not any("not Helmert" in w for w in result.warnings)  # same CRS, a geotransform: Helmert in QGIS is ours
     assert grid_error_px(truth, written_warp(result, sar, bad), 1024, 1024) < 1.0
     assert result.verdict == "registered" and result.confidence >= 0.5 and result.verdict_reason == ""
     assert 0 < result.expected_error_px < 0.5  # many exact tie points: the transform is known well
@@ -163,6 +164,7 @@ def test_sar_georeferenced_only_by_gcps_is_placed_through_them(s1s2_pair, tmp_pa
     # against the data set's own S1/S2 alignment (a few px, see README), as the demo; the similarity is
     # applied after the SAR's GCP placement (exact GCPs through a spline)
     assert grid_error_px(truth, written_warp(result, str(s1s2_pair / "optical.tif"), gcp_only), 1024, 1024) < 5.0
+    assert any("not Helmert" in w for w in result.warnings)  # QGIS would fit its similarity in the SAR's pixels
     ds = ogr.Open(result.outputs["tiepoints"])
     assert ds.GetLayerByName("match_vectors").GetFeatureCount() == result.n_gcps  # SAR map positions via its GCPs
 

@@ -98,13 +98,16 @@ def least_squares_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.array([[a, -b, tx], [b, a, ty], [0.0, 0.0, 1.0]])
 
 
-def as_similarity(fit: FitResult, src: np.ndarray, dst: np.ndarray) -> FitResult:
+def as_similarity(fit: FitResult, src: np.ndarray, dst: np.ndarray) -> FitResult | None:
     """The least-squares similarity through ``fit``'s inliers (the points ``fit`` was estimated from),
     with the same inliers, residuals measured against the similarity, and ``fit``'s matrix kept as
-    ``robust`` (its departure from a similarity is evidence for the verdict)."""
+    ``robust`` (its departure from a similarity is evidence for the verdict). None when ``fit`` mirrors the
+    image: the least-squares similarity of a reflection collapses towards scale 0 and means nothing."""
     inl = fit.inliers
     if inl.sum() < 2:
         return fit
+    if np.linalg.det(fit.matrix[:2, :2]) <= 0:  # a mirrored fit: no similarity (rotation + scale) can follow it
+        return None
     m = least_squares_similarity(np.asarray(src)[inl], np.asarray(dst)[inl])
     residuals = np.linalg.norm(apply_h(m, src) - np.asarray(dst, np.float64), axis=1).astype(np.float32)
     return FitResult(m, inl.copy(), residuals, robust=fit.matrix)

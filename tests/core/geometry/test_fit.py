@@ -59,6 +59,16 @@ def test_final_similarity_refits_the_affine_inliers_and_keeps_the_affine():
         fit_tie_points(src, dst, FitConfig(final="spline"))
 
 
+def test_a_mirrored_fit_has_no_similarity():
+    """A reflection (a SAR flipped against the optical) cannot be a rotation + scale: no fit, rather than the
+    least-squares similarity of a reflection (scale near 0, a meaningless warp)."""
+    rng = np.random.default_rng(2)
+    src = rng.uniform(0, 400, (80, 2))
+    dst = src * [1.0, -1.0] + [0.0, 400.0]  # flipped upside down
+    assert fit_tie_points(src, dst, FitConfig(final="affine")) is not None
+    assert fit_tie_points(src, dst, FitConfig(final="similarity")) is None
+
+
 @pytest.mark.parametrize("model", ["affine", "similarity"])
 def test_expected_error_matches_the_scatter_of_repeated_fits(model):
     rng = np.random.default_rng(2)
