@@ -30,7 +30,7 @@ from .geometry.quality import fallback_transform, transform_warnings
 from .geometry.similarity import fit_similarity, placed, placement_is_affine, similarity_residuals
 from .geometry.warp import warp_model, warp_with_gcps
 from .io.atomic import atomic_path, ensure_writable_dir
-from .io.rasters import (Grid, RasterInfo, Scale, map_to_pixel, pixel_to_map, raster_info, read_on_grid, read_pixels,
+from .io.rasters import (Grid, RasterInfo, Scale, map_to_pixel, pixel_grid, pixel_to_map, raster_info, read_on_grid, read_pixels,
                          transform_points, work_grid)
 from .progress import Progress
 from .jsonutil import json_safe
@@ -204,12 +204,12 @@ def register(
     transform, why = fallback_transform(gcps, out_cfg.transform)
     warnings = [why] if why else []
     if transform == "similarity":
-        dx, dy, res_map = similarity_residuals(gcps, sar, _optical_grid(optical))
+        dx, dy, res_map = similarity_residuals(gcps, sar, pixel_grid(optical))
     else:  # TPS: leave-one-out residuals (it passes through its GCPs)
         dx, dy, res_map = polynomial_residuals(gcps, transform)
     g = grid.geotransform
     warnings += transform_warnings(gcps, transform, (g[0], g[3] + grid.height * g[5], g[0] + grid.width * g[1], g[3]))
-    if transform == "similarity" and not placement_is_affine(sar, _optical_grid(optical)):
+    if transform == "similarity" and not placement_is_affine(sar, pixel_grid(optical)):
         # QGIS's Helmert would fit a similarity in the SAR's own coordinates (another CRS, GCPs or RPCs), not ours
         warnings.append("The similarity holds on the optical grid, after the SAR's own placement (another CRS, GCPs or "
                         "RPCs): in the QGIS Georeferencer load the .points with Polynomial 1 or thin-plate spline, not "
@@ -229,8 +229,8 @@ def register(
         write_tiepoints_gpkg(paths["tiepoints"], gcps, res_px, res_map, sar_mx, sar_my)
         written.append(paths["tiepoints"])
         progress.report(0.88, f"warping SAR ({transform})")
-        target = _optical_grid(optical) if out_cfg.output_grid == "optical" else None
-        warp_with_gcps(sar.path, paths["warped"], gcps, transform, out_cfg.resampling, target, _optical_grid(optical))
+        target = pixel_grid(optical) if out_cfg.output_grid == "optical" else None
+        warp_with_gcps(sar.path, paths["warped"], gcps, transform, out_cfg.resampling, target, pixel_grid(optical))
         written.append(paths["warped"])
         result = RegistrationResult(
             engine=describer.name, transform=transform,
@@ -275,18 +275,14 @@ def written_warp(result: RegistrationResult, optical_path: str, sar_path: str):
     """The written warp as a function: SAR source (pixel, line) arrays -> (N, 2) optical map positions,
     through the run's GCPs and transform exactly as the warped raster was made."""
     return warp_model(written_gcps(result, sar_path), result.transform, raster_info(sar_path),
-                      _optical_grid(raster_info(optical_path)))
-
-
-def _optical_grid(optical: RasterInfo) -> Grid:
-    return Grid(optical.geotransform, optical.width, optical.height, optical.crs_wkt)  # type: ignore[arg-type]
+                      pixel_grid(raster_info(optical_path)))
 
 
 def _expected_error(gcps: GCPSet, optical: RasterInfo, sar: RasterInfo, at_sar_px: np.ndarray, transform: str) -> float:
     """Expected error (optical pixels, 1 sigma, worst of the overlap's corners and centre) of the similarity
     (for that transform; in the optical pixel plane) or else of the affine through the final GCPs: the
     accuracy of the *transform*, not the scatter of its tie points."""
-    plane = _optical_grid(optical)
+    plane = pixel_grid(optical)
     col, row = plane.map_to_pixel(gcps.map_x, gcps.map_y)
     dst = np.column_stack([col, row])
     if len(dst) < 4:

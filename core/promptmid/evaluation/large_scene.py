@@ -22,7 +22,7 @@ from osgeo import gdal, osr
 
 from ..geometry.gcps import gcps_from_points_file
 from ..geometry.warp import warp_model
-from ..io.rasters import Grid, open_raster, raster_info
+from ..io.rasters import Grid, open_raster, pixel_grid, raster_info
 from .protocol import list_pairs
 
 gdal.UseExceptions()
@@ -116,7 +116,7 @@ def registration_errors(truth: dict, points_path: str | None, transform: str = "
     else:
         gt = tuple(truth["claimed_geotransform"]) if points_source == "layer" else None
         optical = raster_info(truth["optical"])
-        plane = Grid(optical.geotransform, optical.width, optical.height, optical.crs_wkt)  # type: ignore[arg-type]
+        plane = pixel_grid(optical)
         # What warping with the written GCPs does (for a similarity, through its exact GCPs).
         est = warp_model(gcps_from_points_file(points_path, gt), transform, raster_info(truth["sar"]), plane)(p, l)
         est_x, est_y = est[:, 0], est[:, 1]

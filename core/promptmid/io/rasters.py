@@ -98,6 +98,13 @@ def open_raster(path: str) -> gdal.Dataset:
     return ds
 
 
+def pixel_grid(info: RasterInfo) -> Grid:
+    """The raster's own pixel grid (it must have a geotransform)."""
+    if info.geotransform is None:
+        raise ValueError(f"{info.path} has no geotransform: no pixel grid of its own in map units")
+    return Grid(tuple(info.geotransform), info.width, info.height, info.crs_wkt)
+
+
 def raster_info(path: str) -> RasterInfo:
     ds = open_raster(path)
     gt = ds.GetGeoTransform(can_return_null=True)
@@ -194,6 +201,11 @@ def work_grid(optical: RasterInfo, sar: Optional[RasterInfo], max_side: int) -> 
             "it must be georeferenced because its map coordinates become the GCP targets."
         )
     gt = optical.geotransform
+    if gt is None:  # georeferenced by GCPs or RPCs: no map grid of its own to put the output on
+        raise InputError(
+            f"{os.path.basename(optical.path)}: the optical (reference) raster is georeferenced only by GCPs or RPCs; "
+            "warp it onto a map grid first (e.g. gdalwarp), since its grid becomes the output grid."
+        )
     if abs(gt[2]) > 1e-12 or abs(gt[4]) > 1e-12:
         raise InputError(f"{os.path.basename(optical.path)}: rotated geotransforms are not supported; warp it north-up first.")
     oxmin, oymin, oxmax, oymax = optical.bounds

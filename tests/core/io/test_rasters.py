@@ -42,6 +42,15 @@ def test_work_grid_refuses_no_overlap_and_ungeoreferenced_optical(make_raster):
     plain = raster_info(make_raster(np.zeros((100, 100), np.uint8), geotransform=None, epsg=None))
     with pytest.raises(InputError, match="no georeference"):
         work_grid(plain, opt, 512)
+    # georeferenced, but only by GCPs (as a Sentinel-1 GRD is): no grid of its own for the output
+    from osgeo import gdal
+
+    gcps = [gdal.GCP(500000.0 + 10 * c, 4500000.0 - 10 * r, 0.0, c, r) for c in (0, 50, 100) for r in (0, 50, 100)]
+    gcp_only = raster_info(gdal.Translate(opt.path.replace(".tif", "_gcps.tif"), opt.path, GCPs=gcps,
+                                          outputSRS="EPSG:32633").GetDescription())
+    assert gcp_only.georeferenced and gcp_only.geotransform is None
+    with pytest.raises(InputError, match="georeferenced only by GCPs or RPCs; warp it"):
+        work_grid(gcp_only, opt, 512)
 
 
 def test_read_on_grid_reprojects_and_masks_nodata(make_raster):
