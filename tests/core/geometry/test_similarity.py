@@ -96,3 +96,26 @@ def test_the_similarity_warp_writes_the_similarity_not_the_affine_of_the_gcps(ma
             assert err < tol
         else:
             assert err > 0.5  # the affine follows the sheared tie points: the test tells the two apart
+
+
+def test_placement_in_another_crs_matches_an_independent_reprojection(make_raster):
+    """``placed`` against positions built here with osr alone: a geographic SAR over a UTM optical grid
+    (corner convention on both sides; lon/lat in that order)."""
+    from osgeo import osr
+
+    lon0, lat0, dlon, dlat = 0.6, 36.1, 6e-5, -5e-5
+    info = raster_info(make_raster(np.zeros((150, 150), np.uint8), geotransform=(lon0, dlon, 0.0, lat0, 0.0, dlat), epsg=4326))
+    geo, utm = osr.SpatialReference(), osr.SpatialReference()
+    geo.ImportFromEPSG(4326)
+    utm.ImportFromEPSG(32631)
+    for s in (geo, utm):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_utm = osr.CoordinateTransformation(geo, utm)
+    px = np.array([0.0, 0.5, 75.25, 149.0, 150.0])
+    ln = np.array([0.0, 0.5, 30.75, 149.0, 150.0])
+    want = []
+    for p, l in zip(px, ln):
+        e, n, _ = to_utm.TransformPoint(lon0 + p * dlon, lat0 + l * dlat)
+        want.append(((e - 300000.0) / 5.0, (4000000.0 - n) / 5.0))  # OPTICAL's pixel, corner convention
+    got = placed(info, OPTICAL, px, ln)
+    assert np.abs(got - np.array(want)).max() < 1e-6
