@@ -19,23 +19,21 @@ def _known_warp(angle, scale, shift=(0.0, 0.0)):
     return np.vstack([m, [0, 0, 1]])
 
 
-@pytest.mark.parametrize("engine", ["area", "default"])
-def test_a_known_warp_of_a_real_pair_is_recovered_and_claimed(small_pair, engine):
-    opt, ov, _ = read_pixels(str(small_pair / "optical.tif"))
-    sar, sv, _ = read_pixels(str(small_pair / "sar.tif"))
+# The default model's own (train-calibrated) thresholds bound pass 1's shear at 0.99 px, and
+# 3mos_SEN_rural_05's right fit shears 1.1 px (uncertain): the default is held to a claim on a water tile
+# it claims under three different warps (confidence 0.67-0.78), so a lost claim shows here.
+@pytest.mark.parametrize("engine, pair, land_use", [("area", "3mos_SEN_rural_05", "farmland"), ("default", "3mos_SEN_water_06", "water")])
+def test_a_known_warp_of_a_real_pair_is_recovered_and_claimed(data_root, engine, pair, land_use):
+    opt, ov, _ = read_pixels(str(data_root / "test" / pair / "optical.tif"))
+    sar, sv, _ = read_pixels(str(data_root / "test" / pair / "sar.tif"))
     truth = _known_warp(-7.0, 0.88, (4.0, -3.0))
     ow, owv = warp_optical(opt, ov, truth)
-    pm = prepare_and_match(ow, owv, sar, sv, "Byte", get_describer(engine), EngineConfig(engine=engine, land_use="farmland"))
+    pm = prepare_and_match(ow, owv, sar, sv, "Byte", get_describer(engine), EngineConfig(engine=engine, land_use=land_use))
     assert pm.search is not None and pm.verdict is not None
     g = check_grid(256, 256, 10)
     err = np.sqrt(np.mean(np.sum((apply_h(pm.fit.matrix, g) - apply_h(truth, g)) ** 2, axis=1)))
     assert err < 3.0, err
-    if engine == "area":
-        assert pm.verdict.verdict == "registered", pm.verdict.reason
-    else:
-        # The default model's own thresholds (train-calibrated) allow pass 1's affine 0.99 px of shear;
-        # this pair's shears 1.1 px: a right fit left uncertain, with the reason, never "failed".
-        assert pm.verdict.verdict == "registered" or "shears" in pm.verdict.reason, pm.verdict.reason
+    assert pm.verdict.verdict == "registered", pm.verdict.reason
     assert pm.n_inliers >= 30 and set(pm.timings) >= {"prepare", "dense", "search", "guided", "fit_verdict"}
 
 
