@@ -76,7 +76,7 @@ def eval_polynomial(coef: np.ndarray, pixel: np.ndarray, line: np.ndarray) -> np
     return _design(np.asarray(pixel, float), np.asarray(line, float), order) @ coef
 
 
-def _pixel_jacobian_inv(gcps: GCPSet) -> np.ndarray:
+def pixel_jacobian_inv(gcps: GCPSet) -> np.ndarray:
     """(2, 2) matrix turning map-unit offsets into source-pixel offsets (inverse of the affine fit's linear
     part), so residuals read in SAR pixels for georeferenced and ungeoreferenced SAR alike."""
     lin = fit_polynomial(gcps, 1)[1:3].T  # d(map)/d(pixel, line)
@@ -105,7 +105,7 @@ def polynomial_residuals(gcps: GCPSet, transform: str) -> tuple[np.ndarray, np.n
     _check_count(len(gcps), transform)
     order = {"affine": 1, "poly2": 2}[transform]
     res_map = eval_polynomial(fit_polynomial(gcps, order), gcps.pixel, gcps.line) - np.column_stack([gcps.map_x, gcps.map_y])
-    res_px = res_map @ _pixel_jacobian_inv(gcps).T
+    res_px = res_map @ pixel_jacobian_inv(gcps).T
     return res_px[:, 0], res_px[:, 1], np.linalg.norm(res_map, axis=1)
 
 
@@ -129,7 +129,7 @@ def loo_residuals(gcps: GCPSet, transform: str) -> tuple[np.ndarray, np.ndarray,
         lev = np.einsum("ij,ji->i", a, np.linalg.pinv(a.T @ a) @ a.T)
         with np.errstate(divide="ignore", invalid="ignore"):
             res_map = fit_res / np.maximum(1.0 - lev, 1e-12)[:, None]
-    res_px = res_map @ _pixel_jacobian_inv(gcps).T
+    res_px = res_map @ pixel_jacobian_inv(gcps).T
     return res_px[:, 0], res_px[:, 1], np.linalg.norm(res_map, axis=1)
 
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .gcps import MIN_GCPS, GCPSet, _pixel_jacobian_inv, eval_polynomial, fit_polynomial, fit_tps, loo_residuals
+from .gcps import MIN_GCPS, GCPSet, eval_polynomial, fit_polynomial, fit_tps, loo_residuals, pixel_jacobian_inv
 
 LABELS = {"similarity": "Similarity", "affine": "Affine", "poly2": "Polynomial 2", "tps": "Thin-plate spline"}
+RIGID = ("affine", "similarity")  # global models: nothing to fall back to, nowhere they bend between tie points
 WORSE_RATIO = 1.15  # a model is "clearly worse" than affine when its LOO RMSE exceeds affine's by 15 % ...
 WORSE_MARGIN_PX = 0.3  # ... and by at least this much (sub-pixel differences are noise)
 FEW_GCPS = 30  # below this a flexible model's trouble is more likely "too few" than "too noisy"
@@ -42,7 +43,7 @@ def fallback_transform(gcps: GCPSet, transform: str) -> tuple[str, str]:
     """(transform to use, message). poly2/tps fall back to affine when their LOO error is clearly worse
     than affine's (the tie points are too few or too noisy for the flexible model); the message says
     so in one line. Otherwise (``transform``, "")."""
-    if transform in ("affine", "similarity"):  # the rigid models: nothing to fall back to
+    if transform in RIGID:
         return transform, ""
     model, affine = loo_rmse_px(gcps, transform), loo_rmse_px(gcps, "affine")
     if not clearly_worse(model, affine):
@@ -136,7 +137,7 @@ def departure_from_affine_px(gcps: GCPSet, transform: str, map_x: np.ndarray, ma
         model = fit_tps(gcps)(pl[:, 0], pl[:, 1])
     else:
         return np.zeros(len(pl))
-    diff = (model - np.column_stack([map_x, map_y])) @ _pixel_jacobian_inv(gcps).T
+    diff = (model - np.column_stack([map_x, map_y])) @ pixel_jacobian_inv(gcps).T
     return np.hypot(diff[:, 0], diff[:, 1])
 
 
@@ -148,7 +149,7 @@ def transform_warnings(gcps: GCPSet, transform: str, overlap_bounds: tuple[float
       outside the GCPs' convex hull: the share, the compass zones, and how far the model departs from
       an affine fit there.
     """
-    if transform in ("affine", "similarity") or len(gcps) < MIN_GCPS[transform]:
+    if transform in RIGID or len(gcps) < MIN_GCPS[transform]:
         return []
     out = []
     label = LABELS[transform]

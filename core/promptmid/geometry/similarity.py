@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import RegistrationError
 from ..io.rasters import Grid, RasterInfo, pixel_to_map, srs_from_wkt, transform_points
 from .fit import apply_h, least_squares_similarity
-from .gcps import GCPSet, _pixel_jacobian_inv
+from .gcps import GCPSet, pixel_jacobian_inv
 
 AFFINE_GRID = 5  # exact GCPs per side when the placement is affine (3 would do; more costs nothing)
 SPLINE_GRID = 17  # per side when it is not: dense enough that the spline follows GCP / RPC geometry
@@ -64,7 +64,7 @@ def similarity_residuals(gcps: GCPSet, sar: RasterInfo, optical: Grid) -> tuple[
     m = fit_similarity(gcps, sar, optical)
     mx, my = optical.pixel_to_map(*apply_h(m, placed(sar, optical, gcps.pixel, gcps.line)).T)
     res_map = np.column_stack([mx - gcps.map_x, my - gcps.map_y])
-    res_px = res_map @ _pixel_jacobian_inv(gcps).T
+    res_px = res_map @ pixel_jacobian_inv(gcps).T
     return res_px[:, 0], res_px[:, 1], np.linalg.norm(res_map, axis=1)
 
 
