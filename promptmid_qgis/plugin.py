@@ -43,7 +43,7 @@ def result_message(result: dict, job: Optional[dict] = None) -> str:
              f"{result['n_gcps']} GCPs; tie-point scatter (GCP RMSE) {result['rmse_px']:.2f} px ({result['rmse_map']:.2f} map units)"]
     expected = result.get("expected_error_px")
     if isinstance(expected, (int, float)) and expected == expected and expected != float("inf"):
-        parts.append(f"expected error of the warp {expected:.1f} px")
+        parts.append(f"expected error of the warp {expected:.2f} px")  # as the engine summary rounds it
     parts.append(f"{result['seconds']:.1f} s")
     text = "; ".join(parts) + "."
     land_use = _report(result).get("land_use")

@@ -136,7 +136,7 @@ def test_uncertain_results_are_warnings_with_their_reason(qgis_iface, qgis_new_p
     assert not bar.get_messages(Qgis.Success)
     msg = bar.get_messages(Qgis.Warning)[-1]
     assert "Uncertain registration (confidence 0.31): the best rotation is barely ahead" in msg
-    assert "expected error of the warp 7.5 px" in msg and "Thin-plate spline" in msg and "Land use from the land-cover layer: forest" in msg
+    assert "expected error of the warp 7.50 px" in msg and "Thin-plate spline" in msg and "Land use from the land-cover layer: forest" in msg
     assert _groups() == ["PromptMID: sar_registered (uncertain)"]
     assert any(tag == "PromptMID" and level == Qgis.Warning and "Uncertain registration" in m for tag, level, m in logged)
     assert any(level == Qgis.Warning and m.startswith("Thin-plate spline") for _t, level, m in logged)
