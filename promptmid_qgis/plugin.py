@@ -20,6 +20,7 @@ from .environment import PLUGIN_DIR
 from .layers import add_registration_outputs
 from .settings import PluginSettings
 from .tasks import LOG_TAG, RegistrationTask
+from .worker_client import UNCERTAIN_KIND
 
 MENU = "&PromptMID"
 
@@ -234,7 +235,7 @@ class PromptMIDPlugin:
 
     def _show_error(self, kind: str, error: str) -> None:
         # An uncertain result refused by the engine is a judgement on the data, not a failure of the tool.
-        if kind == "UncertainError":
+        if kind == UNCERTAIN_KIND:
             text = in_dialog_words(error)
             QgsMessageLog.logMessage(text, LOG_TAG, Qgis.Warning)
             self._push(text, Qgis.Warning)

@@ -7,7 +7,7 @@ from typing import Callable, Optional
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 from qgis.PyQt.QtCore import pyqtSignal
 
-from .worker_client import JobOutcome, run_job
+from .worker_client import UNCERTAIN_KIND, JobOutcome, run_job
 
 LOG_TAG = "PromptMID"
 
@@ -45,7 +45,7 @@ class RegistrationTask(QgsTask):
             self.outcome = run_job(self.python, self.job, self._progress, self.isCanceled)
         except Exception as exc:  # defensive: run() must never raise into the task manager
             self.outcome = JobOutcome(error=f"Internal error: {exc}", kind="InternalError")
-        return self.outcome.ok or self.outcome.cancelled or self.outcome.kind == "UncertainError"
+        return self.outcome.ok or self.outcome.cancelled or self.outcome.kind == UNCERTAIN_KIND
 
     def finished(self, result: bool) -> None:
         if self.outcome is not None:

@@ -15,6 +15,10 @@ from typing import Callable, Optional
 from .environment import worker_env
 
 
+# The engine's errors.UncertainError: the tool worked, the evidence was too weak to write the result.
+UNCERTAIN_KIND = "UncertainError"
+
+
 @dataclass
 class JobOutcome:
     result: Optional[dict] = None

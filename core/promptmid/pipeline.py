@@ -203,13 +203,14 @@ def register(
     # poly2 / TPS only where the tie points support them; warnings say where the warp extrapolates.
     transform, why = fallback_transform(gcps, out_cfg.transform)
     warnings = [why] if why else []
+    plane = pixel_grid(optical)  # the optical pixel plane: where the similarity is fitted and the output lies
     if transform == "similarity":
-        dx, dy, res_map = similarity_residuals(gcps, sar, pixel_grid(optical))
+        dx, dy, res_map = similarity_residuals(gcps, sar, plane)
     else:  # TPS: leave-one-out residuals (it passes through its GCPs)
         dx, dy, res_map = polynomial_residuals(gcps, transform)
     g = grid.geotransform
     warnings += transform_warnings(gcps, transform, (g[0], g[3] + grid.height * g[5], g[0] + grid.width * g[1], g[3]))
-    if transform == "similarity" and not placement_is_affine(sar, pixel_grid(optical)):
+    if transform == "similarity" and not placement_is_affine(sar, plane):
         # QGIS's Helmert would fit a similarity in the SAR's own coordinates (another CRS, GCPs or RPCs), not ours
         warnings.append("The similarity holds on the optical grid, after the SAR's own placement (another CRS, GCPs or "
                         "RPCs): in the QGIS Georeferencer load the .points with Polynomial 1 or thin-plate spline, not "
@@ -229,8 +230,8 @@ def register(
         write_tiepoints_gpkg(paths["tiepoints"], gcps, res_px, res_map, sar_mx, sar_my)
         written.append(paths["tiepoints"])
         progress.report(0.88, f"warping SAR ({transform})")
-        target = pixel_grid(optical) if out_cfg.output_grid == "optical" else None
-        warp_with_gcps(sar.path, paths["warped"], gcps, transform, out_cfg.resampling, target, pixel_grid(optical))
+        target = plane if out_cfg.output_grid == "optical" else None
+        warp_with_gcps(sar.path, paths["warped"], gcps, transform, out_cfg.resampling, target, plane)
         written.append(paths["warped"])
         result = RegistrationResult(
             engine=describer.name, transform=transform,
@@ -240,7 +241,7 @@ def register(
             seconds=time.perf_counter() - t_start, crs_wkt=optical.crs_wkt, outputs=paths,
             tiles_tried=tiles.tiles_tried if tiles else 0, tiles_used=tiles.tiles_used if tiles else 0,
             verdict=verdict.verdict, confidence=verdict.confidence, verdict_reason=verdict.reason,
-            expected_error_px=_expected_error(gcps, optical, sar, _sar_source_pixels(sar, grid, overlap_at, sar_factor),
+            expected_error_px=_expected_error(gcps, plane, sar, _sar_source_pixels(sar, grid, overlap_at, sar_factor),
                                               transform),
             sar_band=cfg.sar_band, warnings=warnings, points_source=points_source,
             rmse_kind="leave-one-out" if transform == "tps" else "fit", evidence=verdict.evidence.as_dict(),
@@ -278,11 +279,10 @@ def written_warp(result: RegistrationResult, optical_path: str, sar_path: str):
                       pixel_grid(raster_info(optical_path)))
 
 
-def _expected_error(gcps: GCPSet, optical: RasterInfo, sar: RasterInfo, at_sar_px: np.ndarray, transform: str) -> float:
+def _expected_error(gcps: GCPSet, plane: Grid, sar: RasterInfo, at_sar_px: np.ndarray, transform: str) -> float:
     """Expected error (optical pixels, 1 sigma, worst of the overlap's corners and centre) of the similarity
     (for that transform; in the optical pixel plane) or else of the affine through the final GCPs: the
-    accuracy of the *transform*, not the scatter of its tie points."""
-    plane = pixel_grid(optical)
+    accuracy of the *transform*, not the scatter of its tie points. ``plane``: the optical pixel grid."""
     col, row = plane.map_to_pixel(gcps.map_x, gcps.map_y)
     dst = np.column_stack([col, row])
     if len(dst) < 4:
