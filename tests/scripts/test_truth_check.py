@@ -36,3 +36,6 @@ def test_a_known_misregistration_of_the_stated_truth_is_found_by_both_engines(sm
     centres = [np.array(d[-1]) for d in row["displacement_px"]]
     assert np.linalg.norm(centres[0] - centres[1]) < 1.0
     assert row["max_between_engines_px"] < 5.0  # corners of a 256 px tile: the fits' rotation / scale differ a little
+    group = result["summary"]["by_sensor"]["3mos"]  # an id without a sensor token falls in its dataset's group
+    assert group["pairs"] == 1 and group["agree_but_over_3px_from_truth"] == 1
+    assert all(abs(d - 4.0) < 1.0 for d in group["centre_from_truth_median_px"])
