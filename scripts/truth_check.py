@@ -54,16 +54,12 @@ def displacement(pair_dir: str, engine: str, describer: "Describer | AreaOnly") 
     return apply_h(fit, at) - at
 
 
-def sensor_of(pair_id: str) -> str:
-    """3MOS ids carry the sensor (``3mos_RCM_plain_00``); the Sentinel-1/2 scenes are one group."""
-    parts = pair_id.split("_")
-    return parts[1] if parts[0] == "3mos" and len(parts) > 2 else parts[0]
-
-
 def by_sensor(found: list[dict]) -> dict:
     """Per sensor, at the image centre (where a fit is best determined): median distance of each engine's
     placement from the stated truth, median distance between the engines, and the pairs where the engines
     agree (<= 1.5 px) but both sit more than 3 px from the stated truth."""
+    from promptmid.evaluation.protocol import sensor_of
+
     out = {}
     for sensor in sorted({sensor_of(r["pair_id"]) for r in found}):
         centre = np.array([[x[4] for x in r["displacement_px"]] for r in found if sensor_of(r["pair_id"]) == sensor])

@@ -132,6 +132,13 @@ def dataset_of(pair_id: str) -> str:
     return pair_id.split("_", 1)[0]
 
 
+def sensor_of(pair_id: str) -> str:
+    """The SAR sensor group of a pair: 3MOS ids carry it (``3mos_RCM_plain_00`` -> ``RCM``); any other id
+    is its dataset (``s1s2_012`` -> ``s1s2``). The quality of the stated truth differs by sensor (README)."""
+    parts = pair_id.split("_")
+    return parts[1] if parts[0] == "3mos" and len(parts) > 2 else parts[0]
+
+
 def list_pairs(pairs_dir: str) -> list[str]:
     if not os.path.isdir(pairs_dir):
         raise InputError(f"Pairs folder not found: {pairs_dir}")
