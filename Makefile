@@ -29,10 +29,10 @@ clean:
 	rm -rf $(OUT) .pytest_cache build dist
 
 # Verdict thresholds from the TRAIN split only (both protocols).
-# The default model's own thresholds, on all 167 train pairs per protocol (~10 min), stored in its .json
-# (the engine uses them):
+# The default model's own thresholds, on all 167 train pairs per protocol (~10 min), one set per search mode
+# and image size class (256 px tiles / 512 px work grids), stored in its .json (the engine uses them):
 calibrate:
-	$(PY) scripts/calibrate_verdict.py $(DATA)/train --engine default --every-paper 1 --every-georef 1 \
+	$(PY) scripts/calibrate_verdict.py $(DATA)/train --engine default --every-paper 1 --every-georef 1 --by-size \
 		--out bench/results/verdict_calibration_dense.json --write-model resources/models/promptmid-dense.safetensors
 
 # The engine-wide thresholds (lite, classical, area and any model without its own), measured on the lite

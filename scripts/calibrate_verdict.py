@@ -55,6 +55,22 @@ def ambiguous(r: dict) -> bool:
     return r["pair_id"].startswith("s1s2") and e is not None and BAD_PX < float(e) <= AMBIGUOUS_S1S2_PX
 
 
+def work_side(pair_dir: str) -> int:
+    """Longer side of the SAR work grid the engine judges this pair on (the verdict's size class)."""
+    from promptmid.config import EngineConfig
+    from promptmid.io.rasters import raster_info
+
+    info = raster_info(os.path.join(pair_dir, "sar.tif"))
+    return int(min(max(info.width, info.height), EngineConfig().max_side))
+
+
+def size_class(r: dict) -> str:
+    """``small`` (judged by the ``*_small`` sets) or ``large``; rows carry ``work_side``."""
+    from promptmid.verdict import SMALL_IMAGE_SIDE_PX
+
+    return "small" if r["work_side"] <= SMALL_IMAGE_SIDE_PX else "large"
+
+
 def subset(pairs_dir: str, every: int, tmp: str) -> str:
     """Every ``every``-th pair (sorted ids) as a folder of links: an even sample of sensors and scenes."""
     from promptmid.evaluation.protocol import list_pairs
@@ -88,7 +104,8 @@ def collect(pairs_dir: str, engine: str, limit: int | None, seed: int, every: di
             folder = subset(pairs_dir, every[protocol], tmp)
             summaries = evaluate_folder(folder, describer, cfg, ProtocolConfig.named(protocol, seed), limit, log=log)
         for r in summaries["all"].pairs:
-            rows.append({"protocol": protocol, "pair_id": r.pair_id, "fit_err_px": r.fit_err_px, **r.evidence})
+            rows.append({"protocol": protocol, "pair_id": r.pair_id, "fit_err_px": r.fit_err_px,
+                         "work_side": work_side(os.path.join(pairs_dir, r.pair_id)), **r.evidence})
     return rows
 
 
@@ -140,6 +157,26 @@ def choose(rows: list[dict], base: dict, checks: list | None = None) -> tuple[di
     return th, counts
 
 
+def calibrate(rows: list[dict], by_size: bool = False, s1s2_ambiguous: bool = False) -> dict:
+    """Thresholds and counts per set: ``paper`` and ``georef`` (one per search mode), and with ``by_size``
+    those for large work grids plus ``paper_small`` / ``georef_small``: a tile's evidence reads differently
+    from a scene's (verdict.VerdictSets), and one cut for both was placed by the scenes' wrong fits."""
+    from promptmid.verdict import VerdictConfig
+
+    result = {}
+    for protocol in ("paper", "georef"):
+        chosen_on = [r for r in rows if r["protocol"] == protocol and not (s1s2_ambiguous and ambiguous(r))]
+        checks = [c for c in CHECKS if protocol == "paper" or c[0] not in NOT_NEAR_GEOREF]
+        groups = {protocol: chosen_on}
+        if by_size:
+            groups = {protocol: [r for r in chosen_on if size_class(r) == "large"],
+                      f"{protocol}_small": [r for r in chosen_on if size_class(r) == "small"]}
+        for key, group in groups.items():
+            th, counts = choose(group, asdict(VerdictConfig()), checks)
+            result[key] = {"thresholds": {k: (None if not math.isfinite(v) else v) for k, v in th.items()}, "counts": counts}
+    return result
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("pairs_dir", help="the TRAIN split")
@@ -152,25 +189,23 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true", help="re-choose thresholds from the rows stored in --out")
     ap.add_argument("--s1s2-ambiguous", action="store_true",
                     help="leave Sentinel-1 fits 5-8 px from their terrain-offset truth out of the choice (see AMBIGUOUS_S1S2_PX)")
+    ap.add_argument("--by-size", action="store_true",
+                    help="one set per image size class as well as per search mode (verdict.SMALL_IMAGE_SIDE_PX): "
+                         "stored as paper / georef (large) and paper_small / georef_small")
     ap.add_argument("--write-model", default=None,
                     help="also store the thresholds in this model's sidecar (.json): the engine then uses them for it")
     args = ap.parse_args()
     if os.path.basename(os.path.normpath(args.pairs_dir)) == "test":
         ap.error("calibrate on the train split, never on test")
-    from promptmid.verdict import VerdictConfig
-
     if args.reuse:
         rows = json.load(open(args.out))["rows"]
+        for r in rows:  # rows stored before the size classes: read the size from the pair
+            r.setdefault("work_side", work_side(os.path.join(args.pairs_dir, r["pair_id"])))
     else:
         rows = collect(args.pairs_dir, args.engine, args.limit, args.seed, {"paper": args.every_paper, "georef": args.every_georef})
     # One set per search mode: a full search (paper protocol) and a search near the georeference (georef)
     # differ in how many far poses compete, so their evidence reads differently.
-    result = {}
-    for protocol in ("paper", "georef"):
-        chosen_on = [r for r in rows if r["protocol"] == protocol and not (args.s1s2_ambiguous and ambiguous(r))]
-        checks = [c for c in CHECKS if protocol == "paper" or c[0] not in NOT_NEAR_GEOREF]
-        th, counts = choose(chosen_on, asdict(VerdictConfig()), checks)
-        result[protocol] = {"thresholds": {k: (None if not math.isfinite(v) else v) for k, v in th.items()}, "counts": counts}
+    result = calibrate(rows, args.by_size, args.s1s2_ambiguous)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump({"engine": args.engine, **result, "rows": rows}, fh, indent=1, default=lambda o: None)
@@ -180,9 +215,9 @@ def main() -> int:
 
         path = sidecar(args.write_model)
         info = json.load(open(path, encoding="utf-8"))
-        info.setdefault("meta", {})["verdict"] = {p: result[p]["thresholds"] for p in ("paper", "georef")}
+        info.setdefault("meta", {})["verdict"] = {key: result[key]["thresholds"] for key in result}
         info["meta"]["verdict_calibration"] = {"pairs_dir": args.pairs_dir, "seed": args.seed, "s1s2_ambiguous": args.s1s2_ambiguous,
-                                               **{p: result[p]["counts"] for p in ("paper", "georef")}}
+                                               "by_size": args.by_size, **{key: result[key]["counts"] for key in result}}
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(info, fh, indent=2)
     return 0

@@ -54,10 +54,37 @@ class VerdictConfig:
     max_non_similarity_px: float = 2.5396
 
 
-def model_verdict(calibrated: dict) -> tuple[VerdictConfig, VerdictConfig]:
-    """(full search, near georeference) thresholds calibrated for one model (``make calibrate`` output as
-    stored in the model's sidecar: ``{"paper": {field: value}, "georef": {...}}``). A field the calibration
-    left open (None) keeps the engine-wide default, which is never looser."""
+# Work-grid longer side (px) at or below which a model's small-image thresholds apply (between the 256 px
+# tiles and the 512 px work grid of larger scenes that the calibration saw).
+SMALL_IMAGE_SIDE_PX = 384
+
+
+@dataclass
+class VerdictSets:
+    """One model's calibrated thresholds: per search mode, and per image size where its calibration split them.
+
+    The evidence reads differently by image size: on the train split a right fit of a 256 px tile rests on
+    fewer tie points (median 114 against 167 for a 512 px scene), with a larger expected error (0.25 against
+    0.14 px) and more shear (1.3 against 0.8 px). One cut for both was placed by the scenes' wrong fits and
+    refused most right tile fits."""
+
+    full: VerdictConfig
+    georef: VerdictConfig
+    full_small: Optional[VerdictConfig] = None
+    georef_small: Optional[VerdictConfig] = None
+
+    def pick(self, near_georef: bool, work_side: int) -> VerdictConfig:
+        small = work_side <= SMALL_IMAGE_SIDE_PX
+        if near_georef:
+            return self.georef_small if small and self.georef_small is not None else self.georef
+        return self.full_small if small and self.full_small is not None else self.full
+
+
+def model_verdict(calibrated: dict) -> VerdictSets:
+    """Thresholds calibrated for one model (``make calibrate`` output as stored in the model's sidecar:
+    ``{"paper": {field: value}, "georef": {...}}``, and ``"paper_small"`` / ``"georef_small"`` when the
+    calibration split by image size). A field the calibration left open (None) keeps the engine-wide
+    default of its search mode, which is never looser."""
 
     def merged(base: VerdictConfig, th: dict) -> VerdictConfig:
         known = {f.name for f in fields(VerdictConfig)}
@@ -65,7 +92,11 @@ def model_verdict(calibrated: dict) -> tuple[VerdictConfig, VerdictConfig]:
         kept = {k: (int(math.ceil(v)) if k == "min_inliers_registered" else float(v)) for k, v in th.items() if k in known and v is not None}
         return replace(base, **kept)
 
-    return merged(VerdictConfig(), calibrated.get("paper", {})), merged(georef_verdict(), calibrated.get("georef", {}))
+    def optional(base: VerdictConfig, key: str) -> Optional[VerdictConfig]:
+        return merged(base, calibrated[key]) if calibrated.get(key) else None
+
+    return VerdictSets(merged(VerdictConfig(), calibrated.get("paper", {})), merged(georef_verdict(), calibrated.get("georef", {})),
+                       optional(VerdictConfig(), "paper_small"), optional(georef_verdict(), "georef_small"))
 
 
 def georef_verdict() -> VerdictConfig:

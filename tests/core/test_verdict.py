@@ -76,20 +76,44 @@ def test_a_model_calibrated_verdict_replaces_only_what_its_calibration_chose():
     from promptmid.search import georef_search
     from promptmid.verdict import VerdictConfig, georef_verdict, model_verdict
 
-    full, near = model_verdict({"paper": {"min_inliers_registered": 30.00005, "min_spread": None, "max_agreement_px": 2.5},
-                                "georef": {"min_spread": 0.4, "min_inliers_registered": 30.0}})
+    sets = model_verdict({"paper": {"min_inliers_registered": 30.00005, "min_spread": None, "max_agreement_px": 2.5},
+                          "georef": {"min_spread": 0.4, "min_inliers_registered": 30.0}})
+    full, near = sets.full, sets.georef
     # a count threshold just past 30 excludes 30 (the calibration put it there to), so at least 31
     assert full.min_inliers_registered == 31 and near.min_inliers_registered == 30 and full.max_agreement_px == 2.5
     assert full.min_spread == VerdictConfig().min_spread  # left open by the calibration: the default, never looser
     assert near.min_spread == 0.4 and near.max_agreement_px == georef_verdict().max_agreement_px
 
     class Calibrated:
-        verdict = (full, near)
+        verdict = sets
 
     cfg = EngineConfig()
-    assert verdict_config(Calibrated(), cfg) is full
-    assert verdict_config(Calibrated(), EngineConfig(search=georef_search(cfg.search))) is near
-    assert verdict_config(None, cfg) is cfg.verdict
+    near_cfg = EngineConfig(search=georef_search(cfg.search))
+    for side in (256, 512):  # not split by size: one set per search mode whatever the image
+        assert verdict_config(Calibrated(), cfg, (side, side)) is full
+        assert verdict_config(Calibrated(), near_cfg, (side, side)) is near
+    assert verdict_config(None, cfg, (256, 256)) is cfg.verdict
+
+
+def test_a_calibration_split_by_image_size_judges_small_work_grids_by_their_own_set():
+    from promptmid.config import EngineConfig
+    from promptmid.registration import verdict_config
+    from promptmid.search import georef_search
+    from promptmid.verdict import SMALL_IMAGE_SIDE_PX, georef_verdict, model_verdict
+
+    sets = model_verdict({"paper": {"max_agreement_px": 2.0}, "georef": {"max_agreement_px": 1.0},
+                          "paper_small": {"max_agreement_px": 5.0}, "georef_small": {"max_agreement_px": 4.0, "min_spread": None}})
+    assert sets.georef_small.min_spread == georef_verdict().min_spread  # open: its mode's default
+
+    class Calibrated:
+        verdict = sets
+
+    full, near = EngineConfig(), EngineConfig(search=georef_search(EngineConfig().search))
+    small, large = (200, SMALL_IMAGE_SIDE_PX), (SMALL_IMAGE_SIDE_PX + 1, 300)  # the longer side decides
+    assert verdict_config(Calibrated(), full, small).max_agreement_px == 5.0
+    assert verdict_config(Calibrated(), full, large).max_agreement_px == 2.0
+    assert verdict_config(Calibrated(), near, small).max_agreement_px == 4.0
+    assert verdict_config(Calibrated(), near, large).max_agreement_px == 1.0
 
 
 def test_non_similarity_is_zero_for_a_similarity_and_the_corner_displacement_of_a_shear():

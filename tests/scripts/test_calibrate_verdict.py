@@ -41,3 +41,20 @@ def test_a_sheared_wrong_fit_is_cut_by_its_departure_from_a_similarity_after_a_f
     near = [c for c in calibrate.CHECKS if c[0] not in calibrate.NOT_NEAR_GEOREF]
     th, counts = calibrate.choose(rows, asdict(VerdictConfig()), near)
     assert "max_non_similarity_px" not in th and counts["wrong_claimed"] == 0 and counts["right_claimed"] < 2
+
+
+def test_by_size_each_size_class_gets_its_own_cut():
+    def row(pid, err, inliers, side):
+        return {**_row(pid, err, inliers, 1.0), "work_side": side}
+
+    # The large images' wrong fit has many tie points; alone it would force a cut through the small right ones.
+    rows = [row("3mos_a", 1.0, 60, 256), row("3mos_b", 2.0, 70, 256), row("3mos_c", 12.0, 30, 256),
+            row("s1s2_a", 1.0, 200, 512), row("s1s2_b", 9.0, 150, 512)]
+    one = calibrate.calibrate(rows)
+    assert set(one) == {"paper", "georef"} and one["georef"]["counts"]["right_claimed"] == 1  # only the 200-point one
+    split = calibrate.calibrate(rows, by_size=True)
+    assert set(split) == {"paper", "georef", "paper_small", "georef_small"}
+    small, large = split["georef_small"]["counts"], split["georef"]["counts"]
+    assert (small["pairs"], small["right_claimed"], small["wrong_claimed"]) == (3, 2, 0)
+    assert (large["pairs"], large["right_claimed"], large["wrong_claimed"]) == (2, 1, 0)
+    assert split["paper"]["counts"]["pairs"] == 0  # no paper rows: nothing to cut, nothing claimed wrongly
