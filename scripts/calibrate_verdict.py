@@ -55,13 +55,16 @@ def ambiguous(r: dict) -> bool:
     return r["pair_id"].startswith("s1s2") and e is not None and BAD_PX < float(e) <= AMBIGUOUS_S1S2_PX
 
 
-def work_side(pair_dir: str) -> int:
-    """Longer side of the SAR work grid the engine judges this pair on (the verdict's size class)."""
+def work_side(pair_dir: str) -> float:
+    """The image size the verdict's sets key on (``verdict.valid_side``) for this pair's SAR on the work grid,
+    downsampled as the harness does."""
     from promptmid.config import EngineConfig
-    from promptmid.io.rasters import raster_info
+    from promptmid.io.rasters import downsample, read_pixels
+    from promptmid.verdict import valid_side
 
-    info = raster_info(os.path.join(pair_dir, "sar.tif"))
-    return int(min(max(info.width, info.height), EngineConfig().max_side))
+    bands, valid, _ = read_pixels(os.path.join(pair_dir, "sar.tif"))
+    (_, valid), _ = downsample(bands, valid, EngineConfig().max_side)
+    return round(valid_side(valid), 1)
 
 
 def size_class(r: dict) -> str:

@@ -7,7 +7,8 @@ this applies the sets of a calibration file (``scripts/calibrate_verdict.py --ou
 compare engines each judged by its own calibration (e.g. ``area``, whose engine-wide set is not split by
 image size) without storing thresholds for them in the engine.
 
-    .venv/bin/python scripts/rejudge.py bench/results/area.paper.json bench/results/verdict_calibration_area_bysize.json
+    .venv/bin/python scripts/rejudge.py bench/results/area.paper.json bench/results/verdict_calibration_area_bysize.json \
+        --pairs ../shared/data/optical-sar/test
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+from typing import Callable
 
 
-def rejudge(result: dict, calibration: dict, protocol: str) -> dict:
+def rejudge(result: dict, calibration: dict, protocol: str, side_of: Callable[[str], float]) -> dict:
+    """``side_of(pair_id)``: the image size the verdict's sets key on (``verdict.valid_side``) for that pair."""
     from promptmid.evaluation.protocol import ProtocolConfig
     from promptmid.verdict import Evidence, judge, model_verdict
 
@@ -32,8 +36,7 @@ def rejudge(result: dict, calibration: dict, protocol: str) -> dict:
             continue  # no evidence (a failed pair): nothing to claim
         # JSON null is a non-finite value (inf); NaN evidence is not stored by the harness
         ev = Evidence(**{k: (math.inf if v is None else v) for k, v in stored.items() if k in Evidence.__dataclass_fields__})
-        side = int(r.get("work_side") or (256 if r["pair_id"].startswith("3mos") else 512))
-        if judge(ev, sets.pick(protocol == "georef", side)).verdict != "registered":
+        if judge(ev, sets.pick(protocol == "georef", side_of(r["pair_id"]))).verdict != "registered":
             continue
         err = math.inf if r.get("fit_err_px") is None else float(r["fit_err_px"])
         claimed += 1
@@ -49,9 +52,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("result", help="bench/results/<engine>.<protocol>.json")
     ap.add_argument("calibration", help="a calibrate_verdict.py output (its paper / georef [/ *_small] sets)")
+    ap.add_argument("--pairs", required=True, help="the pairs folder the result was measured on (for each SAR's size)")
     args = ap.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from calibrate_verdict import work_side
+
     result = json.load(open(args.result, encoding="utf-8"))
-    out = rejudge(result, json.load(open(args.calibration, encoding="utf-8")), result.get("protocol", "paper"))
+    out = rejudge(result, json.load(open(args.calibration, encoding="utf-8")), result.get("protocol", "paper"),
+                  lambda pid: work_side(os.path.join(args.pairs, pid)))
     print(json.dumps(out))
     return 0
 

@@ -27,7 +27,7 @@ from .keypoints.pcfast import detect_pcfast
 from .matching import mutual_nearest_neighbours
 from .progress import Progress
 from .search import SearchResult, global_search
-from .verdict import Verdict, VerdictConfig, VerdictSets, gather_evidence, judge
+from .verdict import Verdict, VerdictConfig, VerdictSets, gather_evidence, judge, valid_side
 
 
 @dataclass
@@ -84,13 +84,13 @@ def dense_featurizer(describer: Optional[Describer], cfg: EngineConfig) -> Dense
     return (learned() if learned is not None else None) or CfogFeaturizer(cfg.dense)
 
 
-def verdict_config(describer: Optional[Describer], cfg: EngineConfig, sar_shape: tuple[int, int]) -> VerdictConfig:
+def verdict_config(describer: Optional[Describer], cfg: EngineConfig, sar_valid: np.ndarray) -> VerdictConfig:
     """The thresholds calibrated for the describer's model when it carries them, else the engine's; for the
     search mode in use (full, or near the georeference) and, where the model's calibration split them, the
-    size of the SAR work grid."""
+    size of the SAR image's valid work-grid area (``verdict.valid_side``)."""
     own: Optional[VerdictSets] = getattr(describer, "verdict", None)
     if own is not None:
-        return own.pick(cfg.search.near_georef, max(sar_shape))
+        return own.pick(cfg.search.near_georef, valid_side(sar_valid))
     return cfg.verdict_georef if cfg.search.near_georef else cfg.verdict
 
 
@@ -115,7 +115,7 @@ def match_prepared(
     t["search"] = time.perf_counter() - t0
     if found.best is None:
         none = TiePoints.empty()
-        verdict = judge(gather_evidence(none, None, none, None, sar.valid, None, 0.0, 0.0), verdict_config(describer, cfg, sar.shape))
+        verdict = judge(gather_evidence(none, None, none, None, sar.valid, None, 0.0, 0.0), verdict_config(describer, cfg, sar.valid))
         verdict.reason = "no pose of the SAR image overlaps the optical image enough to compare them"
         return _as_pair_match(TiePoints.empty(), None, t, found, verdict)
     h = found.best.matrix(sar.shape)
@@ -142,7 +142,7 @@ def match_prepared(
     fit = fit_tie_points(ties.sar, ties.optical, cfg.fit)
     # Agreement is judged on pass 1 (pass 2 agrees with it by construction), accuracy on the final fit.
     evidence = gather_evidence(pass1, first, ties, fit, sar.valid, h, found.peak_ratio, found.best.score)
-    verdict = judge(evidence, verdict_config(describer, cfg, sar.shape))
+    verdict = judge(evidence, verdict_config(describer, cfg, sar.valid))
     t["fit_verdict"] = time.perf_counter() - t0
     # the verdict's counts (pass 1): pass 2's points agree with the fit by construction
     progress.report(1.0, f"{evidence.n_inliers} of {evidence.n_tie_points} tie points consistent: {verdict.verdict}")

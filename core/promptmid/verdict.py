@@ -54,9 +54,17 @@ class VerdictConfig:
     max_non_similarity_px: float = 2.5396
 
 
-# Work-grid longer side (px) at or below which a model's small-image thresholds apply (between the 256 px
-# tiles and the 512 px work grid of larger scenes that the calibration saw).
+# Image size (px: the side of a square holding the SAR's valid work-grid pixels, :func:`valid_side`) at or
+# below which a model's small-image thresholds apply: between the 256 px tiles and the 512 px work grids
+# of larger scenes that the calibration saw. Valid pixels rather than the raster's sides, because the tie
+# points that the evidence counts come from the image content: a 512 px grid that is half nodata yields
+# about what a tile does.
 SMALL_IMAGE_SIDE_PX = 384
+
+
+def valid_side(valid: np.ndarray) -> float:
+    """Side (px) of a square with as many pixels as the valid mask: the image size the verdict sets key on."""
+    return math.sqrt(float(np.count_nonzero(valid)))
 
 
 @dataclass
@@ -73,8 +81,9 @@ class VerdictSets:
     full_small: Optional[VerdictConfig] = None
     georef_small: Optional[VerdictConfig] = None
 
-    def pick(self, near_georef: bool, work_side: int) -> VerdictConfig:
-        small = work_side <= SMALL_IMAGE_SIDE_PX
+    def pick(self, near_georef: bool, image_side: float) -> VerdictConfig:
+        """The set for a search mode and an image of :func:`valid_side` ``image_side``."""
+        small = image_side <= SMALL_IMAGE_SIDE_PX
         if near_georef:
             return self.georef_small if small and self.georef_small is not None else self.georef
         return self.full_small if small and self.full_small is not None else self.full

@@ -90,9 +90,10 @@ def test_a_model_calibrated_verdict_replaces_only_what_its_calibration_chose():
     cfg = EngineConfig()
     near_cfg = EngineConfig(search=georef_search(cfg.search))
     for side in (256, 512):  # not split by size: one set per search mode whatever the image
-        assert verdict_config(Calibrated(), cfg, (side, side)) is full
-        assert verdict_config(Calibrated(), near_cfg, (side, side)) is near
-    assert verdict_config(None, cfg, (256, 256)) is cfg.verdict
+        valid = np.ones((side, side), bool)
+        assert verdict_config(Calibrated(), cfg, valid) is full
+        assert verdict_config(Calibrated(), near_cfg, valid) is near
+    assert verdict_config(None, cfg, np.ones((256, 256), bool)) is cfg.verdict
 
 
 def test_a_calibration_split_by_image_size_judges_small_work_grids_by_their_own_set():
@@ -109,7 +110,9 @@ def test_a_calibration_split_by_image_size_judges_small_work_grids_by_their_own_
         verdict = sets
 
     full, near = EngineConfig(), EngineConfig(search=georef_search(EngineConfig().search))
-    small, large = (200, SMALL_IMAGE_SIDE_PX), (SMALL_IMAGE_SIDE_PX + 1, 300)  # the longer side decides
+    large = np.ones((SMALL_IMAGE_SIDE_PX + 2, SMALL_IMAGE_SIDE_PX + 2), bool)
+    small = large.copy()
+    small[:, large.shape[1] // 2:] = False  # as large a raster, but half of it nodata: judged as a small image
     assert verdict_config(Calibrated(), full, small).max_agreement_px == 5.0
     assert verdict_config(Calibrated(), full, large).max_agreement_px == 2.0
     assert verdict_config(Calibrated(), near, small).max_agreement_px == 4.0

@@ -19,9 +19,10 @@ def test_each_size_class_is_judged_by_its_own_set():
                                              _pair("s1s2_a", 2.0, 150), _pair("s1s2_b", 7.0, 90),
                                              {"pair_id": "3mos_c", "fit_err_px": None, "ncm": 0, "evidence": {}}]}
     one = {"paper": {"thresholds": {"min_inliers_registered": 100.00005}}}
-    assert rejudge.rejudge(result, one, "paper") == {"pairs": 5, "claimed": 1, "claimed_within_3px": 1, "false_accepts": 0,
+    side = lambda pid: 256.0 if pid.startswith("3mos") else 512.0  # noqa: E731 (tiles and scenes)
+    assert rejudge.rejudge(result, one, "paper", side) == {"pairs": 5, "claimed": 1, "claimed_within_3px": 1, "false_accepts": 0,
                                                      "sr": 20.0}
     split = {**one, "paper_small": {"thresholds": {"min_inliers_registered": 50.00005}}}
-    out = rejudge.rejudge(result, split, "paper")  # tiles now judged by the small set: both claimed, one wrong
+    out = rejudge.rejudge(result, split, "paper", side)  # tiles now judged by the small set: both claimed, one wrong
     assert (out["claimed"], out["claimed_within_3px"], out["false_accepts"]) == (3, 2, 1)
     assert out["sr"] == 40.0  # the wrong tile has too few correct matches to count as a success
