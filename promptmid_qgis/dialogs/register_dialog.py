@@ -82,6 +82,10 @@ def guess_pair(project: QgsProject) -> tuple[Optional[QgsRasterLayer], Optional[
 
 
 class RegisterDialog(QDialog):
+    # The (optical, SAR) layer ids of the last run in this QGIS session: a dialog reopened to change one
+    # option (e.g. to keep an uncertain result) starts from the same pair, not from a fresh guess.
+    last_pair: tuple[str, str] = ("", "")
+
     def __init__(self, settings: PluginSettings, parent=None, engine: Optional[EngineCheck] = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("PromptMID: register SAR onto optical")
@@ -93,6 +97,8 @@ class RegisterDialog(QDialog):
         self.optical.setFilters(QgsMapLayerProxyModel.RasterLayer)
         self.sar = QgsMapLayerComboBox()
         self.sar.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        for combo in (self.optical, self.sar):
+            combo.setShowCrs(True)  # two layers of one name (e.g. "optical" from two folders) stay apart
         self.sar_band = QComboBox()
         self.land_use = keyed_combo(list(LAND_USE) + [FROM_LAND_COVER], {**LAND_USE_LABELS, FROM_LAND_COVER: "From land-cover layer…"},
                                     settings.land_use)
@@ -168,7 +174,10 @@ class RegisterDialog(QDialog):
         self.validate()
 
     def _pick_defaults(self) -> None:
-        optical, sar = guess_pair(QgsProject.instance())
+        project = QgsProject.instance()
+        optical, sar = (project.mapLayer(i) for i in RegisterDialog.last_pair)
+        if optical is None or sar is None:
+            optical, sar = guess_pair(project)
         if optical is not None:
             self.optical.setLayer(optical)
         if sar is not None:
@@ -266,7 +275,10 @@ class RegisterDialog(QDialog):
             super().accept()
 
     def remember(self) -> None:
-        """Store the choices the next dialog starts from (folder, land use)."""
+        """Store the choices the next dialog starts from (folder, land use; the layer pair for this session)."""
+        optical, sar = self.optical.currentLayer(), self.sar.currentLayer()
+        if optical is not None and sar is not None:
+            RegisterDialog.last_pair = (optical.id(), sar.id())
         self.settings.output_dir = self.output.filePath().strip()
         self.settings.land_use = self.land_use.currentData()
         self.settings.save()

@@ -7,7 +7,7 @@ from qgis.core import (QgsProcessing, QgsProcessingContext, QgsProcessingExcepti
                        QgsProcessingOutputFile, QgsProcessingOutputNumber, QgsProcessingOutputRasterLayer,
                        QgsProcessingOutputString, QgsProcessingOutputVectorLayer, QgsProcessingParameterBand,
                        QgsProcessingParameterBoolean, QgsProcessingParameterEnum, QgsProcessingParameterFolderDestination,
-                       QgsProcessingParameterRasterLayer, QgsProject, QgsVectorLayer)
+                       QgsProcessingParameterRasterLayer, QgsProcessingUtils, QgsProject, QgsRasterLayer, QgsVectorLayer)
 
 from ..dialogs.register_dialog import LEGENDS, MEAN_BANDS, file_source, guess_pair, land_cover_problem, points_source
 from ..layers import UNCERTAIN_SUFFIX, layer_names, style_tie_points, style_vectors
@@ -20,22 +20,46 @@ LAND_USE_OPTIONS = [LAND_USE_LABELS[k] for k in LAND_USE] + ["From land-cover la
 
 
 class _Style(QgsProcessingLayerPostProcessorInterface):
-    """Styles a loaded output layer (tie points by residual, match vectors) on the main thread."""
+    """Styles a loaded output layer (tie points by residual, match vectors) and moves it into the run's
+    group, as the Register dialog adds them, on the main thread. (Processing puts loaded layers wherever
+    the layer tree's current group is, which may be another run's group.)"""
 
     kept: list = []  # Processing does not own post-processors: keep the latest alive until they have run
 
-    def __init__(self, styler) -> None:
+    def __init__(self, styler, group: str) -> None:
         super().__init__()
-        self.styler = styler
+        self.styler, self.group = styler, group
 
     def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
-        if isinstance(layer, QgsVectorLayer) and layer.isValid():
+        if isinstance(layer, QgsVectorLayer) and layer.isValid() and self.styler is not None:
             self.styler(layer)
+        into_group(layer, self.group, context.project() or QgsProject.instance())
 
     @classmethod
-    def create(cls, styler) -> "_Style":
-        cls.kept = cls.kept[-20:] + [cls(styler)]
+    def create(cls, styler, group: str) -> "_Style":
+        cls.kept = cls.kept[-20:] + [cls(styler, group)]
         return cls.kept[-1]
+
+
+def into_group(layer, group_name: str, project: QgsProject) -> None:
+    """Move ``layer``'s node into the top-level group ``group_name`` (made at the top when missing): the
+    overlay above, the warped raster at the bottom, as the dialog orders them."""
+    root = project.layerTreeRoot()
+    node = root.findLayer(layer.id())
+    if node is None:
+        return
+    group = root.findGroup(group_name)
+    if group is None or group.parent() is not root:
+        group = root.insertGroup(0, group_name)
+    parent = node.parent()
+    if parent is group:
+        return
+    if isinstance(layer, QgsRasterLayer):
+        group.addLayer(layer)
+    else:
+        group.insertLayer(0, layer)
+    if parent is not None:
+        parent.removeChildNode(node)
 
 
 class RegisterRasterPair(EngineAlgorithm):
@@ -48,10 +72,11 @@ class RegisterRasterPair(EngineAlgorithm):
         return "Register raster pair (SAR onto optical)"
 
     def shortHelpString(self) -> str:  # noqa: N802
-        return ("Matches a SAR raster against an optical reference raster with PromptMID (PC-FAST keypoints, "
-                "modality-invariant descriptors, robust fitting) and writes GCPs (QGIS Georeferencer .points), a "
+        return ("Registers a SAR raster onto an optical reference raster: a global search for where the SAR lies, "
+                "tie points matched near their predicted positions (the engine's learned maps and PromptMID descriptors), "
+                "a robust fit and a verdict (registered / uncertain). Writes GCPs (QGIS Georeferencer .points), a "
                 "tie-point GeoPackage with residuals, and the SAR warped into the optical CRS. The registered SAR, the "
-                "tie points and the match vectors are added to the map when the run ends.\n\n"
+                "tie points and the match vectors are added to the map, in their own group, when the run ends.\n\n"
                 "SAR band: the band to match, or the mean intensity of all bands (dual-pol stacks, composites).\n"
                 "Land use is the text prompt of the full engine (and the class embedding of the default one); "
                 "'From land-cover layer' takes the majority class of a land-cover raster over the overlap.\n"
@@ -85,7 +110,8 @@ class RegisterRasterPair(EngineAlgorithm):
         self.addOutput(QgsProcessingOutputVectorLayer("TIE_POINTS", "Tie points", QgsProcessing.TypeVectorPoint))
         self.addOutput(QgsProcessingOutputFile("GCP_FILE", "GCP file (.points)"))
         self.addOutput(QgsProcessingOutputFile("REPORT", "Report (JSON)"))
-        self.addOutput(QgsProcessingOutputNumber("N_INLIERS", "Tie points (inliers)"))
+        self.addOutput(QgsProcessingOutputNumber("N_INLIERS", "Consistent tie points (the verdict's count)"))
+        self.addOutput(QgsProcessingOutputNumber("N_GCPS", "GCPs written (the tie points layer's points)"))
         self.addOutput(QgsProcessingOutputNumber("RMSE_PX", "GCP residual RMSE (pixels)"))
         self.addOutput(QgsProcessingOutputString("VERDICT", "Verdict (registered / uncertain)"))
 
@@ -139,7 +165,9 @@ class RegisterRasterPair(EngineAlgorithm):
         tie_points = f"{out['tiepoints']}|layername=tie_points"
         self._load_on_completion(context, r, tie_points, uncertain)
         return {"WARPED": out["warped"], "TIE_POINTS": tie_points, "GCP_FILE": out["points"], "REPORT": out["report"],
-                "N_INLIERS": r["n_inliers"], "RMSE_PX": r["rmse_px"], "VERDICT": r.get("verdict", "registered"),
+                # the counts the summary states: consistent tie points of the verdict, and the GCPs written
+                "N_INLIERS": (r.get("evidence") or {}).get("n_inliers", r["n_inliers"]), "N_GCPS": r["n_gcps"],
+                "RMSE_PX": r["rmse_px"], "VERDICT": r.get("verdict", "registered"),
                 "OUTPUT_FOLDER": output_dir}
 
     @staticmethod
@@ -149,14 +177,15 @@ class RegisterRasterPair(EngineAlgorithm):
         names = layer_names(result)
         suffix = UNCERTAIN_SUFFIX if uncertain else ""
         gpkg = result["outputs"]["tiepoints"]
-        layers = [(result["outputs"]["warped"], names["warped"] + suffix, "WARPED", None)]
+        raster, vector = QgsProcessingUtils.LayerHint.Raster, QgsProcessingUtils.LayerHint.Vector
+        layers = [(result["outputs"]["warped"], names["warped"] + suffix, "WARPED", None, raster)]
         if _has_layer(gpkg, "match_vectors"):  # only for a georeferenced SAR
-            layers.append((f"{gpkg}|layername=match_vectors", names["match_vectors"], "TIE_POINTS", style_vectors))
-        layers.append((tie_points, names["tie_points"] + suffix, "TIE_POINTS", style_tie_points))
-        for path, name, output, styler in layers:
+            layers.append((f"{gpkg}|layername=match_vectors", names["match_vectors"], "TIE_POINTS", style_vectors, vector))
+        layers.append((tie_points, names["tie_points"] + suffix, "TIE_POINTS", style_tie_points, vector))
+        for path, name, output, styler, hint in layers:
             details = QgsProcessingContext.LayerDetails(name, context.project(), output)
-            if styler is not None:
-                details.setPostProcessor(_Style.create(styler))
+            details.layerTypeHint = hint  # without it the .tif is first tried as a vector (an OGR warning in the log)
+            details.setPostProcessor(_Style.create(styler, names["group"]))
             context.addLayerToLoadOnCompletion(path, details)
 
 

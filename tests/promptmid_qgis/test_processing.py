@@ -38,7 +38,9 @@ def test_register_in_a_batch_of_two(provider, pair_files, s1s2_pair, tmp_path, q
                                                    "TRANSFORM": 0, "OUTPUT_FOLDER": str(tmp_path / f"out{i}")})
         outs.append(r)
         assert QgsRasterLayer(r["WARPED"], "w").crs().authid() == "EPSG:3395"
-        assert QgsVectorLayer(r["TIE_POINTS"], "t", "ogr").featureCount() == r["N_INLIERS"] or r["N_INLIERS"] > 400
+        report = json.load(open(r["REPORT"], encoding="utf-8"))
+        assert QgsVectorLayer(r["TIE_POINTS"], "t", "ogr").featureCount() == r["N_GCPS"] == report["n_gcps"]
+        assert r["N_INLIERS"] == report["evidence"]["n_inliers"]  # the count the summary states
         assert os.path.isfile(r["GCP_FILE"]) and r["RMSE_PX"] > 0
     assert outs[0]["WARPED"] != outs[1]["WARPED"]
     loaded = {l.name(): l for l in QgsProject.instance().mapLayers().values()}
@@ -47,6 +49,14 @@ def test_register_in_a_batch_of_two(provider, pair_files, s1s2_pair, tmp_path, q
     assert loaded[f"sar_shifted_registered{sfx}"].source() == outs[0]["WARPED"]
     assert type(loaded[f"sar_shifted tie points{sfx}"].renderer()).__name__ == "QgsGraduatedSymbolRenderer"  # styled on loading
     assert loaded["sar_shifted match vectors"].renderer().symbol().color().name() == "#ffaa00"
+    # in their own group, as the dialog adds them (Processing alone would use the current group)
+    group = QgsProject.instance().layerTreeRoot().findGroup(f"PromptMID: sar_shifted_registered{sfx}")
+    assert group is not None and {n.name() for n in group.findLayers()} == {
+        f"sar_shifted_registered{sfx}", f"sar_shifted tie points{sfx}", "sar_shifted match vectors"}
+    assert group.findLayers()[-1].name() == f"sar_shifted_registered{sfx}"  # the raster under the overlay
+    root = QgsProject.instance().layerTreeRoot()
+    ids = root.findLayerIds()
+    assert len(ids) == len(set(ids)) and all(root.findLayer(n.layerId()).parent() is group for n in group.findLayers())
 
 
 def test_register_refuses_the_same_raster_twice(provider, pair_files, tmp_path):

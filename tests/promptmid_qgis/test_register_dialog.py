@@ -102,6 +102,21 @@ def test_land_use_is_remembered(qgis_app, project_layers, tmp_path):
     assert RegisterDialog(PluginSettings.load()).land_use.currentData() == "forest"
 
 
+def test_a_reopened_dialog_starts_from_the_last_pair_while_its_layers_exist(qgis_app, project_layers, tmp_path):
+    optical, sar = project_layers
+    other = QgsRasterLayer(optical.source(), "optical")  # a second layer of the same name
+    QgsProject.instance().addMapLayer(other)
+    d = RegisterDialog(PluginSettings(output_dir=str(tmp_path)))
+    assert d.optical.showCrs() and d.sar.showCrs()  # same-name layers are told apart by their CRS
+    d.optical.setLayer(other)
+    d.sar.setLayer(sar)
+    d.remember()
+    again = RegisterDialog(PluginSettings.load())
+    assert again.optical.currentLayer().id() == other.id() and again.sar.currentLayer().id() == sar.id()
+    QgsProject.instance().removeMapLayer(other.id())  # gone: back to guessing from the project
+    assert RegisterDialog(PluginSettings.load()).optical.currentLayer().id() == optical.id()
+
+
 def test_full_engine_without_model_folder_is_refused_before_the_run(qgis_app, project_layers, tmp_path, monkeypatch):
     d = RegisterDialog(PluginSettings(output_dir=str(tmp_path), model_dir=""))
     d.engine.setCurrentIndex(d.engine.findData("promptmid"))
