@@ -196,7 +196,10 @@ def register(
             progress.report(0.8, f"only {len(tiles.gcps)} tile GCPs: keeping the coarse solution")
         verdict = tiled_verdict(verdict, tiles, cfg.tiling)
     if verdict.verdict == "uncertain" and not cfg.accept_uncertain:
-        raise UncertainError(f"Uncertain registration, nothing written: {verdict.reason}. Inspect the pair, try another "
+        ev = verdict.evidence  # the same key figures as a kept uncertain result's summary
+        raise UncertainError(f"Uncertain registration, nothing written (confidence {verdict.confidence:.2f}; "
+                             f"{ev.n_inliers} of {ev.n_tie_points} tie points consistent): "
+                             f"{verdict.reason}. Inspect the pair, try another "
                              "land-use class or engine, or rerun with --accept-uncertain to keep the result with a warning.")
     gcps = spread_subset(gcps, out_cfg.max_gcps)
     overlap_at = corners_and_centre(sar_valid.shape, sar_valid)  # work px: where the expected error is judged
