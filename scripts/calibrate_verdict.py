@@ -13,6 +13,7 @@ no wrong registration is accepted. Prints the thresholds and writes them, with t
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -55,6 +56,7 @@ def ambiguous(r: dict) -> bool:
     return r["pair_id"].startswith("s1s2") and e is not None and BAD_PX < float(e) <= AMBIGUOUS_S1S2_PX
 
 
+@functools.lru_cache(maxsize=None)  # one read per pair, not one per protocol row
 def work_side(pair_dir: str) -> float:
     """The image size the verdict's sets key on (``verdict.valid_side``) for this pair's SAR on the work grid,
     downsampled as the harness does."""

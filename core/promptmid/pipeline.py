@@ -36,7 +36,7 @@ from .progress import Progress
 from .jsonutil import json_safe
 from .registration import PairMatch, prepare_and_match
 from .search import georef_search
-from .verdict import corners_and_centre
+from .verdict import consistent_text, corners_and_centre
 from .tiling import fine_grid, refine_tiled, tiled_verdict, wants_tiling
 
 
@@ -79,7 +79,7 @@ class RegistrationResult:
         The refined pass is searched within a few px of the first fit, so nearly all its points agree with
         the final fit by construction ("1565 of 1565"), which says nothing about the registration."""
         if self.evidence.get("n_tie_points"):
-            return f"{self.evidence['n_inliers']} of {self.evidence['n_tie_points']} tie points consistent"
+            return consistent_text(self.evidence["n_inliers"], self.evidence["n_tie_points"])
         return f"{self.n_inliers} inliers of {self.n_matches} tie points"
 
 
@@ -198,7 +198,7 @@ def register(
     if verdict.verdict == "uncertain" and not cfg.accept_uncertain:
         ev = verdict.evidence  # the same key figures as a kept uncertain result's summary
         raise UncertainError(f"Uncertain registration, nothing written (confidence {verdict.confidence:.2f}; "
-                             f"{ev.n_inliers} of {ev.n_tie_points} tie points consistent): "
+                             f"{consistent_text(ev.n_inliers, ev.n_tie_points)}): "
                              f"{verdict.reason}. Inspect the pair, try another "
                              "land-use class or engine, or rerun with --accept-uncertain to keep the result with a warning.")
     gcps = spread_subset(gcps, out_cfg.max_gcps)

@@ -27,7 +27,7 @@ from .keypoints.pcfast import detect_pcfast
 from .matching import mutual_nearest_neighbours
 from .progress import Progress
 from .search import SearchResult, global_search
-from .verdict import Verdict, VerdictConfig, VerdictSets, gather_evidence, judge, valid_side
+from .verdict import Verdict, VerdictConfig, VerdictSets, consistent_text, gather_evidence, judge, valid_side
 
 
 @dataclass
@@ -145,7 +145,7 @@ def match_prepared(
     verdict = judge(evidence, verdict_config(describer, cfg, sar.valid))
     t["fit_verdict"] = time.perf_counter() - t0
     # the verdict's counts (pass 1): pass 2's points agree with the fit by construction
-    progress.report(1.0, f"{evidence.n_inliers} of {evidence.n_tie_points} tie points consistent: {verdict.verdict}")
+    progress.report(1.0, f"{consistent_text(evidence.n_inliers, evidence.n_tie_points)}: {verdict.verdict}")
     return _as_pair_match(ties, fit, t, found, verdict)
 
 

@@ -150,6 +150,11 @@ class Verdict:
         return self.verdict == "registered"
 
 
+def consistent_text(n_inliers: int, n_tie_points: int) -> str:
+    """The verdict's tie-point count as users read it (progress, summaries, the uncertain refusal)."""
+    return f"{n_inliers} of {n_tie_points} tie points consistent"
+
+
 def corners_and_centre(shape: tuple[int, int], valid: Optional[np.ndarray] = None) -> np.ndarray:
     """Corners and centre of the valid area's bounding box ((5, 2), x/y work px)."""
     h, w = shape
